@@ -1,0 +1,47 @@
+# The two commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit test-integration test-e2e test-faults bench lock venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip<26"
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/lanling run
+
+test: $(STAMP)
+	$(BIN)/nameko test -q tests/unit tests/integration tests/e2e
+
+test-unit: $(STAMP)
+	$(BIN)/nameko test -q tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/nameko test -q tests/integration
+
+test-e2e: $(STAMP)
+	$(BIN)/nameko test -q tests/e2e
+
+test-faults: $(STAMP)
+	$(BIN)/nameko test -q tests/faults
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench
+
+lock:
+	rm -rf /tmp/lanling-lock && $(PYTHON) -m venv /tmp/lanling-lock
+	/tmp/lanling-lock/bin/pip install --quiet -r requirements.in
+	(echo "# Generated: pip freeze of a clean venv built from requirements.in. Regenerate with 'make lock'."; \
+	 echo "setuptools==80.9.0"; /tmp/lanling-lock/bin/pip freeze) > requirements.txt
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,207 @@
+"""The `lanling` command.
+
+    lanling run [SERVICE[=N] ...]   set up and start the system (all services by default)
+    lanling migrate [SERVICE ...]   apply database migrations
+    lanling declare                 declare the broker topology
+    lanling load-reference          load Lanling's directory, accounts and counsellor pool (idempotent)
+    lanling classify                JSON lines with "text" on stdin -> routing decisions on stdout
+    lanling demo                    replay a realistic day of cases through every channel
+    lanling dlq list|replay         inspect and replay dead letters
+    lanling apikey create NAME --channels hotline,petition
+    lanling makemigrations SERVICE -m MESSAGE
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import urlparse
+
+from services.common import config
+
+ALL = ("intake", "routing", "mediation", "psych", "notify", "gateway")
+
+
+def _say(message: str) -> None:
+    print(f"lanling: {message}", flush=True)
+
+
+# -- infrastructure checks ------------------------------------------------------
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_rabbitmq(timeout: float = 90.0) -> None:
+    uri = urlparse(config.get("AMQP_URI"))
+    host, port = uri.hostname or "127.0.0.1", uri.port or 5672
+    if _port_open(host, port):
+        return
+    if host not in ("127.0.0.1", "localhost") or not shutil.which("rabbitmq-server"):
+        sys.exit(f"lanling: RabbitMQ is not reachable at {host}:{port}. Install and start it "
+                 f"(Debian: apt install rabbitmq-server), or set AMQP_URI.")
+    _say("starting RabbitMQ (rabbitmq-server -detached)")
+    subprocess.run(["rabbitmq-server", "-detached"], check=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _port_open(host, port):
+            subprocess.run(["rabbitmqctl", "await_startup"], check=False, capture_output=True)
+            return
+        time.sleep(0.5)
+    sys.exit(f"lanling: RabbitMQ did not start within {timeout:.0f} s")
+
+
+def _parse_scale(specs: list[str]) -> dict[str, int]:
+    scale = {}
+    for spec in specs or ALL:
+        name, _, count = spec.partition("=")
+        if name not in ALL:
+            sys.exit(f"lanling: unknown service {name!r}; services are {', '.join(ALL)}")
+        scale[name] = int(count or 1)
+    return scale
+
+
+# -- commands ------------------------------------------------------------------
+def cmd_migrate(args) -> None:
+    from services.common.migrate import upgrade
+
+    for service in args.services or ALL:
+        upgrade(service)
+        _say(f"migrated {service} ({_safe_url(config.db_url(service))})")
+
+
+def _safe_url(url: str) -> str:
+    parsed = urlparse(url)
+    return url.replace(parsed.password, "***") if parsed.password else url
+
+
+def cmd_declare(_args=None) -> None:
+    from services.common.broker import ConfirmedPublisher
+
+    publisher = ConfirmedPublisher(config.get("AMQP_URI"))
+    publisher.declare_topology()
+    publisher.close()
+    _say("declared the broker topology")
+
+
+def cmd_load_reference(_args=None) -> None:
+    from services.common.bootstrap import load_reference
+
+    for line in load_reference():
+        _say(line)
+
+
+def cmd_run(args) -> None:
+    from honcho.manager import Manager
+
+    scale = _parse_scale(args.services)
+    ensure_rabbitmq()
+    for name in ("LANLING_DATA_KEYS", "LANLING_HASH_KEY", "LANLING_TOKEN_SECRET", "LANLING_API_KEY",
+                 "LANLING_STAFF_INITIAL_PASSWORD"):
+        config.secret(name)  # create once, before the children read them
+    cmd_migrate(argparse.Namespace(services=list(scale)))
+    cmd_declare()
+    if set(scale) == set(ALL):
+        cmd_load_reference()
+    manager = Manager()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for name, count in scale.items():
+        for i in range(1, count + 1):
+            label = name if count == 1 else f"{name}.{i}"
+            manager.add_process(label, f"{sys.executable} -m services.common.runner {name}", env=env,
+                                cwd=str(config.ROOT))
+    if "gateway" in scale:
+        address = config.get("GATEWAY_ADDRESS")
+        key_note = "(LANLING_API_KEY)" if os.environ.get("LANLING_API_KEY") else \
+            f"(stored in {config.var_dir() / 'secrets' / 'LANLING_API_KEY'})"
+        _say(f"gateway on http://{address}  operator API key {key_note}:")
+        print(f"    {config.secret('LANLING_API_KEY')}", flush=True)
+        _say("staff accounts' initial password is in var/secrets/LANLING_STAFF_INITIAL_PASSWORD; Ctrl-C stops all")
+    manager.loop()
+    sys.exit(manager.returncode)
+
+
+def cmd_classify(args) -> None:
+    from services.routing.explain import classify_lines
+
+    for line in classify_lines(sys.stdin):
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+
+
+def cmd_demo(args) -> None:
+    from services.demo import run_demo
+
+    run_demo(base_url=args.url, api_key=args.api_key or config.secret("LANLING_API_KEY"), count=args.count)
+
+
+def cmd_dlq(args) -> None:
+    from services.common import dlq
+
+    if args.action == "list":
+        for item in dlq.list_dead(args.queue):
+            print(json.dumps(item, ensure_ascii=False, default=str))
+    else:
+        count = dlq.replay(args.queue, message_id=args.id)
+        _say(f"replayed {count} message(s)")
+
+
+def cmd_apikey(args) -> None:
+    from services.gateway.bootstrap import create_api_key
+
+    key = create_api_key(args.name, [c for c in args.channels.split(",") if c])
+    _say(f"API key for {args.name} (shown once, stored hashed):")
+    print(key)
+
+
+def cmd_makemigrations(args) -> None:
+    from services.common.migrate import make_revision
+
+    make_revision(args.service, args.message)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="lanling", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="set up and start services (all by default); NAME=N runs N replicas")
+    p.add_argument("services", nargs="*")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.add_argument("services", nargs="*")
+    p.set_defaults(func=cmd_migrate)
+    sub.add_parser("declare", help="declare the broker topology").set_defaults(func=cmd_declare)
+    sub.add_parser("load-reference", help="load reference data (idempotent)").set_defaults(func=cmd_load_reference)
+    sub.add_parser("classify", help="classify JSON lines from stdin").set_defaults(func=cmd_classify)
+    p = sub.add_parser("demo", help="replay a realistic day of cases through every channel")
+    p.add_argument("--url", default=f"http://{config.get('GATEWAY_ADDRESS')}")
+    p.add_argument("--api-key")
+    p.add_argument("--count", type=int, default=200)
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("dlq", help="list or replay dead letters")
+    p.add_argument("action", choices=("list", "replay"))
+    p.add_argument("--queue", help="e.g. routing.dead or intake.ingress.dead (default: all)")
+    p.add_argument("--id", help="replay only this message id")
+    p.set_defaults(func=cmd_dlq)
+    p = sub.add_parser("apikey", help="create a source system's API key")
+    p.add_argument("action", choices=("create",))
+    p.add_argument("name")
+    p.add_argument("--channels", required=True, help="comma-separated channels it may submit on")
+    p.set_defaults(func=cmd_apikey)
+    p = sub.add_parser("makemigrations", help="autogenerate a migration for a service")
+    p.add_argument("service", choices=ALL)
+    p.add_argument("-m", "--message", required=True)
+    p.set_defaults(func=cmd_makemigrations)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

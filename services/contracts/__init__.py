@@ -1,0 +1,1 @@
+"""Wire schemas only: the event envelope, the catalogue, and one module per producer."""
