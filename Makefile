@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# nameko's CLI and eventlet warn about their own deprecations on every start
+export PYTHONWARNINGS := ignore::UserWarning,ignore::DeprecationWarning
 
 .PHONY: run test test-unit test-integration test-e2e test-faults bench lock venv clean
 

@@ -93,7 +93,7 @@ def cmd_declare(_args=None) -> None:
 
 
 def cmd_load_reference(_args=None) -> None:
-    from services.common.bootstrap import load_reference
+    from services.bootstrap import load_reference
 
     for line in load_reference():
         _say(line)

@@ -26,6 +26,7 @@ class CaseReceived(Wire):
     township = fields.String(allow_none=True)
     village = fields.String(allow_none=True)
     grid_code = fields.String(allow_none=True)
+    centre = fields.String(allow_none=True)  # walk-ins: the centre whose desk took it
     address = Sealed(allow_none=True)
     parties = fields.List(fields.Nested(Person), load_default=list)
     people_count = fields.Integer(allow_none=True)

@@ -39,3 +39,4 @@ class Classification:
     severity: Severity = field(default_factory=Severity)
     signals: tuple[str, ...] = ()      # every rule that fired, human-readable, e.g. "劳动争议: 欠薪, 工资"
     confidence: float = 0.0            # 0..1
+    gov_confidence: float = 0.0        # 0..1, the same margin measure for gov_category

@@ -1,0 +1,49 @@
+"""`lanling load-reference`: Lanling's sample directory, staff accounts and counsellor pool (idempotent).
+
+Each service's data goes into that service's own database; the directory change reaches
+intake as a `directory_updated` event through routing's outbox.
+"""
+from __future__ import annotations
+
+import json
+
+from services.common import config
+from services.common.clock import SystemClock
+from services.common.db import Database
+
+
+def _db(service: str, metadata) -> Database:
+    return Database(config.db_url(service), metadata, service, SystemClock())
+
+
+def load_reference() -> list[str]:
+    from services.gateway.bootstrap import database as gateway_db, load_accounts
+    from services.psych import handlers as psych
+    from services.psych.match import load_reference as counsellor_reference
+    from services.psych.models import Base as PsychBase
+    from services.routing import handlers as routing
+    from services.routing.directory import REFERENCE_DATA, Directory
+    from services.routing.models import Base as RoutingBase
+
+    lines = []
+    directory = Directory.from_reference()
+    db = _db("routing", RoutingBase.metadata)
+    with db.transaction() as uow:
+        changed = routing.replace_directory(uow, directory, "reference data loaded")
+        if not changed:  # unchanged: still send the snapshot, so a fresh intake gets its places
+            routing.publish_places(uow, directory, uow.session.get(routing.DirectoryVersion, 1).version, [])
+    db.dispose()
+    counts = {kind: len(items) for kind, items in directory.to_records().items()}
+    lines.append(f"directory {'loaded' if changed else 'unchanged'}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+    accounts = json.loads((REFERENCE_DATA / "accounts.json").read_text(encoding="utf-8"))
+    created = load_accounts(accounts, gateway_db())
+    lines.append(f"staff accounts: {created} created, {len(accounts) - created} already there")
+
+    _townships, records = counsellor_reference()
+    db = _db("psych", PsychBase.metadata)
+    with db.transaction() as uow:
+        changed = psych.replace_pool(uow.session, records, uow.now)
+    db.dispose()
+    lines.append(f"counsellors: {len(records)} in the pool, {changed} added or changed")
+    return lines
