@@ -54,7 +54,7 @@ _NAME_PREFIXES = ("一家", "这家", "那家", "一个", "这个", "那个", "�
 _VILLAGE_SUFFIX = re.compile("社区|村")
 _VILLAGE_WORD_STARTS = frozenset("民路里内委干集口头边庄支主级组道医小部镇")
 _ADMIN_WORDS = re.compile("街道|镇|乡|县")
-_SITE_NAME_MAX = 6
+_SITE_NAME_MAX = 5
 _NOT_TEXT = re.compile(r"[\W_]+")
 _SHINGLE = 3
 
@@ -312,10 +312,9 @@ def text_features(text: str, rules_path: Path = RULES_PATH) -> TextFeatures:
         for canonical in vocab.variants[match.group()]:
             weights[canonical] = vocab.weight(canonical)
     topics = frozenset(weights)
-    # Who and where are compared as such, not as words: the names of villages and sites
-    # are taken out of the text (after the dispute words in them were read: 砂石厂).
+    # Villages are compared as places, not as words: their names leave the text.
     villages, normal = _village_mentions(normal)
-    sites, normal = _site_mentions(normal, vocab.site_pattern)
+    sites = _site_mentions(normal, vocab.site_pattern)
     normal = _ADMIN_PLACE.sub(" ", normal)
     normal = vocab.term_pattern.sub(" ", vocab.boilerplate.sub(" ", normal))
     for word in jieba.lcut(normal, HMM=False):
@@ -346,18 +345,12 @@ def _village_mentions(text: str) -> tuple[frozenset[str], str]:
     return frozenset(found), _blanked(text, blank)
 
 
-def _site_mentions(text: str, suffixes: re.Pattern) -> tuple[tuple[str, ...], str]:
+def _site_mentions(text: str, suffixes: re.Pattern) -> tuple[str, ...]:
     """Names of estates, sites, works and schools (锦绣华庭小区 -> 锦绣华庭, 阳光花园小区 ->
-    阳光 and 阳光花园), and the text with the names blanked: 小区, 工地, 厂 stay, as they
-    say what kind of place it is."""
-    names: list[str] = []
-    blank = [False] * len(text)
-    for match in suffixes.finditer(text):
-        name, name_start = _name_before(text, match.start(), _SITE_NAME_MAX)
-        if len(name) >= 2:
-            names.append(name)
-            blank[name_start:match.start()] = [True] * (match.start() - name_start)
-    return tuple(dict.fromkeys(names)), _blanked(text, blank)
+    阳光 and 阳光花园). They stay in the text: where a name starts is a guess, and a
+    wrong guess must not swallow what the dispute is about (鱼塘因上游纸厂)."""
+    names = (_name_before(text, match.start(), _SITE_NAME_MAX)[0] for match in suffixes.finditer(text))
+    return tuple(dict.fromkeys(name for name in names if len(name) >= 2))
 
 
 def _name_before(text: str, end: int, longest: int) -> tuple[str, int]:

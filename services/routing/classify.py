@@ -103,9 +103,15 @@ def normalize(text: str) -> str:
     return _converter().convert(text).lower()
 
 
-def load_rules(path: str | Path | None = None) -> Rules:
-    """Load and check the rule tables from a directory (default: the bundled ``rules/``). Cached."""
-    return _load_rules(str(Path(path or RULES_DIR).resolve()))
+def load_rules(path: str | Path | None = None, *, reload: bool = False) -> Rules:
+    """Load and check the rule tables from a directory (default: the bundled ``rules/``).
+
+    Cached per directory; ``reload=True`` reads the files again (after a county edited them).
+    """
+    directory = str(Path(path or RULES_DIR).resolve())
+    if reload:
+        _load_rules.cache_clear()
+    return _load_rules(directory)
 
 
 @functools.lru_cache(maxsize=8)
@@ -160,12 +166,13 @@ def _known(label: str, allowed: tuple[str, ...], where: str) -> str:
 
 
 def _word_table(classes: Mapping, combos: list, tiers: Mapping, allowed: tuple[str, ...], what: str) -> WordTable:
+    for label in classes:
+        _known(label, allowed, what)
     missing = [label for label in allowed if label not in classes and label != OTHER]
     if missing:
         raise ValueError(f"rules: no entry for {what} {', '.join(missing)}")
     words: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for label, entry in classes.items():
-        _known(label, allowed, what)
         for tier, listed in (entry or {}).items():
             if tier not in TIERS:
                 raise ValueError(f"rules: {what} {label}: unknown tier {tier!r}, use {', '.join(TIERS)}")
@@ -359,7 +366,8 @@ _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_SECTIONS = {"万": 10_000, "亿": 100_000_000}
 _NUM_CHARS = "零〇一二两三四五六七八九十百千万亿几"
 NUMBER = rf"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十几])[\d.{_NUM_CHARS}]*"
-_APPROX = re.compile(rf"(?<=[\d{_NUM_CHARS}])[多余来](?=[\d{_NUM_CHARS}块元圆个名位户人口])")
+# "二十多万" -> "二十万", "二百多购房户" -> "二百购房户", "十来个人" -> "十个人": approximations count at their floor
+_APPROX = re.compile(rf"(?<=[\d{_NUM_CHARS}])(?:[多余](?=[\u4e00-\u9fff\d])|来(?=[\d{_NUM_CHARS}块元圆个名位户人口]))")
 _ROUGH = (("成百上千", "一百"), ("成千上万", "一千"), ("上千上万", "一千"), ("上百", "一百"), ("上千", "一千"),
           ("上万", "一万"), ("好几", "几"), ("数十", "几十"), ("数百", "几百"), ("数千", "几千"), ("数万", "几万"))
 _DIGIT_RUN = re.compile(r"\d+(?:\.\d+)?")
