@@ -23,7 +23,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping, NamedTuple
 
 import ahocorasick
 import opencc
@@ -32,6 +32,7 @@ import yaml
 from services.routing.domain import DISPUTE_TYPES, GOV_CATEGORIES, Classification, Severity
 
 RULES_DIR = Path(__file__).with_name("rules")
+_DEFAULT_RULES = str(RULES_DIR.resolve())
 OTHER = "其他"
 TIERS = ("strong", "medium", "weak")
 CUE_TIERS = {"strong": 2, "weak": 1}
@@ -68,6 +69,7 @@ class WordTable:
     words: Mapping[str, tuple[tuple[str, float], ...]]
     combos: tuple[Combo, ...]
     labels: tuple[str, ...]          # YAML order: earlier wins a tie
+    combo_terms: Mapping[str, tuple[tuple[int, int], ...]]   # word -> (combo index, group index)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class Rules:
     severity: Mapping
     masks: frozenset[str]
     negatable: frozenset[str]
+    negators: tuple[str, ...]        # longest first
+    negation_window: int
     automaton: ahocorasick.Automaton
 
 
@@ -108,7 +112,7 @@ def load_rules(path: str | Path | None = None, *, reload: bool = False) -> Rules
 
     Cached per directory; ``reload=True`` reads the files again (after a county edited them).
     """
-    directory = str(Path(path or RULES_DIR).resolve())
+    directory = str(Path(path).resolve()) if path else _DEFAULT_RULES
     if reload:
         _load_rules.cache_clear()
     return _load_rules(directory)
@@ -129,7 +133,8 @@ def _load_rules(directory: str) -> Rules:
     dispute = _word_table(dispute_doc["types"], dispute_doc.get("combos", []), tiers, DISPUTE_TYPES, "dispute type")
     gov = _word_table(gov_doc["categories"], gov_doc.get("combos", []), tiers, GOV_CATEGORIES, "gov category")
     precedence = tuple(
-        Precedence(_known(rule["winner"], DISPUTE_TYPES, "precedence"), _known(rule["loser"], DISPUTE_TYPES, "precedence"),
+        Precedence(_known(rule["winner"], DISPUTE_TYPES, "precedence"),
+                   _known(rule["loser"], DISPUTE_TYPES, "precedence"),
                    float(rule.get("factor", 0.3)), float(rule.get("min_ratio", 0.5)),
                    tuple(normalize(w) for w in rule["when_any"]))
         for rule in dispute_doc.get("precedence", []))
@@ -156,7 +161,8 @@ def _load_rules(directory: str) -> Rules:
     return Rules(
         scoring=scoring, dispute=dispute, gov=gov, precedence=precedence, gov_priors=priors, cues=cues,
         severity=severity, masks=masks, negatable=frozenset(normalize(w) for w in negation["words"]),
-        automaton=automaton)
+        negators=tuple(sorted((normalize(w) for w in negation["prefixes"]), key=len, reverse=True)),
+        negation_window=int(negation["window"]), automaton=automaton)
 
 
 def _known(label: str, allowed: tuple[str, ...], where: str) -> str:
@@ -180,13 +186,20 @@ def _word_table(classes: Mapping, combos: list, tiers: Mapping, allowed: tuple[s
                 key = normalize(str(word))
                 if key and all(existing != label for existing, _ in words[key]):
                     words[key].append((label, float(tiers[tier])))
+    parsed = tuple(Combo(_known(c["class"], allowed, "combos"), float(c["weight"]),
+                         tuple(tuple(normalize(str(w)) for w in group) for group in c["all_of"]),
+                         int(c["within"]) if c.get("within") else None)
+                   for c in combos)
+    combo_terms: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for combo_index, combo in enumerate(parsed):
+        for group_index, group in enumerate(combo.groups):
+            for word in group:
+                combo_terms[word].append((combo_index, group_index))
     return WordTable(
         words={word: tuple(pairs) for word, pairs in words.items()},
-        combos=tuple(Combo(_known(c["class"], allowed, "combos"), float(c["weight"]),
-                           tuple(tuple(normalize(str(w)) for w in group) for group in c["all_of"]),
-                           int(c["within"]) if c.get("within") else None)
-                     for c in combos),
-        labels=tuple(label for label in classes if label in allowed))
+        combos=parsed,
+        labels=tuple(label for label in classes if label in allowed),
+        combo_terms={word: tuple(places) for word, places in combo_terms.items()})
 
 
 def warm_up(rules: Rules | None = None) -> None:
@@ -198,8 +211,7 @@ def warm_up(rules: Rules | None = None) -> None:
 # Matching
 # ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     word: str
     start: int
     end: int          # exclusive
@@ -222,27 +234,25 @@ def _outermost(hits: list[Hit]) -> list[Hit]:
     return kept
 
 
-def _negator(text: str, start: int, prefixes: Iterable[str], window: int) -> str | None:
+def _negator(text: str, start: int, negators: tuple[str, ...], window: int) -> str | None:
     """The negator right before ``start`` in the same clause (at most ``window`` characters between)."""
     before = text[max(0, start - window - 4):start]
     for index in range(len(before) - 1, -1, -1):
         if before[index] in CLAUSE_BREAKS:
             before = before[index + 1:]
             break
-    for prefix in sorted(prefixes, key=len, reverse=True):
-        at = before.rfind(prefix)
-        if at >= 0 and len(before) - (at + len(prefix)) <= window:
-            return prefix
+    for negator in negators:
+        at = before.rfind(negator)
+        if at >= 0 and len(before) - (at + len(negator)) <= window:
+            return negator
     return None
 
 
 def _drop_negated(rules: Rules, hits: list[Hit], text: str, signals: list[str]) -> list[Hit]:
     """Remove hits of negatable words that follow a negator ("没有打架")."""
-    negation = rules.scoring["negation"]
     kept = []
     for hit in hits:
-        negator = hit.word in rules.negatable and _negator(
-            text, hit.start, negation["prefixes"], int(negation["window"]))
+        negator = hit.word in rules.negatable and _negator(text, hit.start, rules.negators, rules.negation_window)
         if negator:
             signals.append(f"negated {hit.word} (after {negator})")
         else:
@@ -260,10 +270,11 @@ def _counted_hits(rules: Rules, hits: list[Hit], vocabulary: Mapping, *, masked:
 # Scoring
 # ---------------------------------------------------------------------------------------------
 
-def _combo_match(combo: Combo, hits: list[Hit]) -> list[str] | None:
-    """One word per group, all inside ``combo.within`` characters when it is set; None if impossible."""
-    tagged = sorted((hit.start, index, hit.word) for hit in hits
-                    for index, group in enumerate(combo.groups) if hit.word in group)
+def _combo_match(combo: Combo, tagged: list[tuple[int, int, str]]) -> list[str] | None:
+    """One word per group, all inside ``combo.within`` characters when it is set; None if impossible.
+
+    ``tagged`` holds (start, group index, word) for the hits of this combo's words, in text order.
+    """
     if combo.within is None:
         found = {index: word for _, index, word in reversed(tagged)}
         return [found[i] for i in range(len(combo.groups))] if len(found) == len(combo.groups) else None
@@ -297,8 +308,12 @@ def _score(rules: Rules, table: WordTable, hits: list[Hit], all_hits: list[Hit],
     for label in table.labels:
         if label in evidence:
             signals.append(f"{dimension} {label} {scores[label]:.1f}: {', '.join(evidence[label])}")
-    for combo in table.combos:
-        matched = _combo_match(combo, all_hits)
+    tagged: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+    for hit in all_hits:
+        for combo_index, group_index in table.combo_terms.get(hit.word, ()):
+            tagged[combo_index].append((hit.start, group_index, hit.word))
+    for combo_index, combo in enumerate(table.combos):
+        matched = _combo_match(combo, sorted(tagged[combo_index]))
         if matched:
             scores[combo.label] += combo.weight
             signals.append(f"{dimension} {combo.label} +{combo.weight:g}: combo {'+'.join(matched)}")
@@ -320,7 +335,8 @@ def _confidence(best: float, runner_up: float, scale: float) -> float:
     return round((best - runner_up) / best * best / (best + scale), 3)
 
 
-def _dispute_type(rules: Rules, hits: list[Hit], present: set[str], signals: list[str]) -> tuple[str, float]:
+def _dispute_type(rules: Rules, hits: list[Hit], signals: list[str]) -> tuple[str, float]:
+    present = {hit.word for hit in hits}
     counted = _counted_hits(rules, hits, rules.dispute.words, masked=True)
     scores = _score(rules, rules.dispute, counted, hits, "dispute", signals)
     for rule in rules.precedence:
@@ -401,9 +417,7 @@ def parse_number(token: str, vague_digit: int = 3) -> float | None:
             section += number or 0
             total = (total + section) * unit if unit > 10_000 else total + section * unit
             section, number, last_unit, after_digit = 0.0, None, unit, False
-        elif char == ".":
-            pass
-        else:
+        elif char != ".":
             return None
         index += 1
     if number is not None:
@@ -418,17 +432,21 @@ def _numeric_text(text: str) -> str:
     return _APPROX.sub("", re.sub(r"(?<=\d),(?=\d{3})", "", text))
 
 
+def _alternation(words: tuple[str, ...]) -> str:
+    return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+
+
 @functools.lru_cache(maxsize=8)
 def _amount_pattern(prefixes: tuple[str, ...], currency: tuple[str, ...]) -> re.Pattern:
-    alternatives = lambda words: "|".join(sorted(map(re.escape, words), key=len, reverse=True))  # noqa: E731
-    return re.compile(rf"(?:(?P<pre>{alternatives(prefixes)})\s*)?(?P<num>{NUMBER})"
-                      rf"(?:\s*(?P<cur>{alternatives(currency)}))?")
+    return re.compile(rf"(?:(?P<pre>{_alternation(prefixes)})\s*)?(?P<num>{NUMBER})"
+                      rf"(?:\s*(?P<cur>{_alternation(currency)}))?")
 
 
 @functools.lru_cache(maxsize=8)
 def _people_pattern(classifiers: tuple[str, ...], nouns: tuple[str, ...]) -> re.Pattern:
-    by_length = lambda words: "|".join(sorted(map(re.escape, words), key=len, reverse=True))  # noqa: E731
-    return re.compile(rf"(?P<num>{NUMBER})(?:{by_length(classifiers)})?(?P<noun>{by_length(nouns)})(?!民|次|均|口|份)")
+    # 人民币, 人次, 人均, 人口, 份 follow a number without naming people
+    return re.compile(rf"(?P<num>{NUMBER})(?:{_alternation(classifiers)})?(?P<noun>{_alternation(nouns)})"
+                      rf"(?!民|次|均|口|份)")
 
 
 def _amount(rules: Rules, text: str, signals: list[str]) -> int | None:
@@ -532,9 +550,8 @@ def classify(text: str, *, title: str = "", channel: str | None = None, people_c
     title_n, body_n = normalize(title[:title_limit]), normalize(text[:limit])
     joined = f"{title_n}\n{body_n}" if title_n else body_n
     hits = _drop_negated(rules, _find_hits(rules, joined, len(title_n) if title_n else 0), joined, signals)
-    present = {h.word for h in hits}
 
-    dispute_type, confidence = _dispute_type(rules, hits, present, signals)
+    dispute_type, confidence = _dispute_type(rules, hits, signals)
     gov_category, gov_confidence = _gov_category(rules, hits, dispute_type, confidence, signals)
     severity, psych_needed = _severity(rules, hits, joined, channel, people_count, signals)
     return Classification(
