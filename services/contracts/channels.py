@@ -531,8 +531,10 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
         return {prefix or "_body": [_reason(m) for m in messages]}
     flat: dict[str, list[str]] = {}
     for key, value in messages.items():
-        name = "_body" if key == "_schema" else str(key)
-        flat.update(_flatten(value, f"{prefix}.{name}" if prefix else name))
+        if key == "_schema":  # about the object itself: named by its own path
+            flat.update(_flatten(value, prefix or "_body"))
+        else:
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return flat
 
 

@@ -214,8 +214,8 @@ def _locate(channel: str, submission: Mapping, places: Places, text: str):
 
 def township_named_in(text: str, places: Places) -> str | None:
     """The one township a free text names, or None when it names none or several."""
-    found = {code for code in _alias_pattern(places).findall(text)} if text else set()
-    codes = {places.township_aliases()[name] for name in found} - {None}
+    names = set(_alias_pattern(places).findall(text)) if text else set()
+    codes = {places.township_aliases()[name] for name in names} - {None}
     return codes.pop() if len(codes) == 1 else None
 
 
@@ -321,7 +321,12 @@ def add_official_working_days(start: date, count: int) -> date:
         try:
             working = chinese_calendar.is_workday(day)
         except NotImplementedError:
-            log.warning("official calendar unknown for %s; counting Monday-Friday", day.year)
+            _warn_calendar_unknown(day.year)
             working = day.weekday() < 5
         left -= working
     return day
+
+
+@lru_cache(maxsize=None)
+def _warn_calendar_unknown(year: int) -> None:
+    log.warning("official calendar unknown for %s; counting Monday-Friday (update chinesecalendar)", year)

@@ -5,7 +5,9 @@
 - blocking recall: how many same-dispute pairs share at least one merge key (a pair
   that shares none is never even compared by the service);
 - when ../shared/data/gov-messages is present, a benchmark on real messages: how many
-  messages by different users about the same thing cluster, and the cost per comparison;
+  messages by different users merge, a random sample of merges to judge by eye, the
+  candidates per message and the cost per comparison. The data has no labels, so
+  precision there is judged by reading `merges_to_review`;
 - `benchmark()`: milliseconds per merge check given N candidates, for `make bench`
   (the lead times the database part separately).
 """
@@ -22,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from services.common import config as common_config
+from services.common import privacy
 from services.intake import merge
 from services.intake.merge import MergeConfig, MergeProfile, best_match, make_profile, merge_keys
 
@@ -43,6 +46,7 @@ def profile_from_fixture(entry: dict) -> MergeProfile:
         title=entry.get("title"),
         township=entry.get("township"),
         village=entry.get("village"),
+        village_name=entry.get("village"),  # the fixture's villages are names and codes at once
         grid=entry.get("grid"),
         address=entry.get("address"),
         phone=entry.get("phone"),
@@ -54,20 +58,25 @@ def profile_from_fixture(entry: dict) -> MergeProfile:
 
 
 def evaluate(pairs: list[dict], config: MergeConfig = MergeConfig()) -> dict:
-    """Confusion counts, precision/recall/F1, blocking recall and the misjudged pairs."""
+    """Confusion counts, precision/recall/F1, blocking recall and the misjudged pairs.
+
+    A pair is predicted "same" as the service would decide it: the two share a merge key
+    (else the service never compares them) and best_match accepts the earlier one.
+    """
     counts = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
     errors = []
     blocked_out = []
     for pair in pairs:
         existing, new = profile_from_fixture(pair["a"]), profile_from_fixture(pair["b"])
-        match = best_match(new, [existing], config)
+        found = bool(merge_keys(existing, config) & merge_keys(new, config))
+        match = best_match(new, [existing], config) if found else None
         predicted, actual = match is not None, pair["same"]
         counts[("t" if predicted == actual else "f") + ("p" if predicted else "n")] += 1
         if predicted != actual:
             detail = match or merge.score(new, existing, config)
             errors.append({"a": existing.case_no, "b": new.case_no, "same": actual, "note": pair["note"],
-                           "score": detail.score, "reasons": detail.reasons})
-        if actual and not merge_keys(existing, config) & merge_keys(new, config):
+                           "score": detail.score, "reasons": detail.reasons if found else ["no shared key"]})
+        if actual and not found:
             blocked_out.append(f"{existing.case_no} / {new.case_no}: {pair['note']}")
     tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
     precision = tp / (tp + fp) if tp + fp else 1.0
@@ -134,7 +143,7 @@ def gov_messages_benchmark(path: Path = GOV_MESSAGES, config: MergeConfig = Merg
         messages = list(csv.DictReader(rows))
     profiles = []
     for row in messages:
-        opened = datetime.strptime(row["time"].strip(), "%Y/%m/%d %H:%M:%S").replace(tzinfo=timezone(timedelta(hours=8)))
+        opened = _message_time(row["time"])
         profiles.append(make_profile(row["id"], "app", row["text"], opened, title=row["title"]))
     started = time.perf_counter()
     index: dict[str, list[int]] = defaultdict(list)
@@ -169,22 +178,39 @@ def gov_messages_benchmark(path: Path = GOV_MESSAGES, config: MergeConfig = Merg
             merged_pairs.append((j, i, match.score))
     score_seconds = time.perf_counter() - started
 
-    clusters = defaultdict(list)
+    groups = defaultdict(list)
     for i in range(len(profiles)):
-        clusters[root(i)].append(i)
-    multi = sorted((c for c in clusters.values() if len(c) > 1), key=len, reverse=True)
+        groups[root(i)].append(i)
+    multi = sorted((g for g in groups.values() if len(g) > 1), key=len, reverse=True)
+    review = random.Random(11).sample(merged_pairs, min(10, len(merged_pairs)))
     return {
         "messages": len(profiles),
         "keys_per_message": round(statistics.mean(len(k) for k in keys_of), 1),
         "candidates_per_message_mean": round(statistics.mean(candidates_per_message), 2),
         "candidates_per_message_max": max(candidates_per_message),
         "merged_messages": len(merged_pairs),
-        "clusters_of_2_or_more": len(multi),
-        "largest_clusters": [[messages[i]["title"][:40] for i in c[:3]] + [f"({len(c)} messages)"] for c in multi[:5]],
+        "groups_of_2_or_more": len(multi),
+        # Groups join merges transitively (a~b, b~c), so a large one can mix topics;
+        # the service never chains: it attaches each report to one case.
+        "largest_groups": [[_title(messages[i]) for i in g[:3]] + [f"({len(g)} messages)"] for g in multi[:5]],
         "ms_per_message_keys": round(keys_seconds * 1000 / len(profiles), 3),
         "ms_per_comparison": round(score_seconds * 1000 / max(comparisons, 1), 4),
-        "sample_merges": [(messages[j]["title"][:40], messages[i]["title"][:40], s) for j, i, s in merged_pairs[:8]],
+        "merges_to_review": [(_title(messages[j]), _title(messages[i]), s) for j, i, s in review],
     }
+
+
+def _title(message: dict) -> str:
+    return privacy.mask_text(message["title"][:40])
+
+
+def _message_time(text: str) -> datetime:
+    text = text.strip().replace("/", "-")
+    for layout in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=timezone(timedelta(hours=8)))
+        except ValueError:
+            continue
+    raise ValueError(f"unknown time format: {text!r}")
 
 
 def _ensure_hash_key() -> None:

@@ -1,23 +1,26 @@
 """并单: attach a new report to the open case of the same dispute, if there is one.
 
 Signals: the same person (keyed hashes of phone, ID number, name), the same place
-(township, village, grid, address) and near-duplicate text within a window (30 days).
+(township, village, grid, address, and the village or estate a text names) and alike
+text, within a window (30 days) and among open cases only.
 A person can have two disputes and a village has many, so neither person nor place
 is enough on its own: they only lower how alike the texts must be (rules/merge.yaml).
 
 How the service uses it, so the cost per submission stays flat however many cases
 are stored (the check never scans cases):
 
-1. `merge_keys(profile)` gives a few dozen blocking keys per case: hashes of the
-   people on it, MinHash-LSH bands of its text and its salient dispute words, scoped
-   by township or village. Store them in an indexed table
+1. `merge_keys(profile)` gives about twenty blocking keys per case: hashes of the
+   people on it, MinHash-LSH bands of its text, its dispute words, site names and
+   rarest words, scoped by township or village. Store them in an indexed table
        merge_keys(key text, case_no text, opened_at timestamptz), index (key, opened_at)
    and delete a case's rows when it leaves the open statuses.
 2. For a new submission, look up the candidates that share a key:
        SELECT case_no, count(*) AS shared FROM merge_keys
        WHERE key IN (:keys) AND opened_at >= :window_start
        GROUP BY case_no ORDER BY shared DESC LIMIT 50
-   and load their `MergeProfile`s (`MergeProfile.from_row`).
+   and load their `MergeProfile`s (`MergeProfile.from_row`). The LIMIT bounds the
+   worst case (a burst of near-identical reports); ranked by shared keys, the true
+   match is among the first.
 3. `best_match(new, candidates, config)` scores each candidate and returns the best
    `Match` above the threshold, or None. Matches carry masked values and reasons for
    the case history.
@@ -49,12 +52,14 @@ OPEN_STATUSES = frozenset(
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _MASKED_NAME = re.compile(r"[\u4e00-\u9fff]某某?")
 _ADMIN_PLACE = re.compile(r"[\u4e00-\u9fff]{1,3}(?:村|社区|街道|镇|乡|县)")
-_MENTION_STOP = frozenset("在到是的了其我他她们和与从于给对把被映称说这那该本全邻同每个村")
+_MENTION_STOP = frozenset("在到是的了其我他她们和与从于给对把被映称说这那该本全邻同每个村因为要让跟将由去来")
 _NAME_PREFIXES = ("一家", "这家", "那家", "一个", "这个", "那个", "一座", "一所", "某")
+_COUNTING = frozenset("一某该此")
 _VILLAGE_SUFFIX = re.compile("社区|村")
 _VILLAGE_WORD_STARTS = frozenset("民路里内委干集口头边庄支主级组道医小部镇")
-_ADMIN_WORDS = re.compile("街道|镇|乡|县")
+_ADMIN_WORDS = re.compile("街道|镇|乡|县|区")
 _SITE_NAME_MAX = 5
+_NAME_MIN_IDF = 6.0
 _NOT_TEXT = re.compile(r"[\W_]+")
 _SHINGLE = 3
 
@@ -96,6 +101,7 @@ class MergeProfile:
     title: str | None
     opened_at: datetime
     status: str = "received"
+    village_name: str | None = None                   # as the source wrote it; `village` is the code
     party_hashes: frozenset[str] = frozenset()        # phone / ID hashes of the parties
     party_name_hashes: frozenset[str] = frozenset()
     masked: Mapping[str, str] = field(default_factory=dict)
@@ -155,6 +161,7 @@ def make_profile(
     title: str | None = None,
     township: str | None = None,
     village: str | None = None,
+    village_name: str | None = None,
     grid: str | None = None,
     address: str | None = None,
     phone: str | None = None,
@@ -181,6 +188,7 @@ def make_profile(
         channel=channel,
         township=township,
         village=village,
+        village_name=village_name,
         grid=grid,
         address=address,
         phone_hash=hashed(phone, "phone", privacy.mask_phone),
@@ -199,7 +207,6 @@ def make_profile(
 def profile_from_case(case_no: str, case: Mapping, *, status: str = "received", opened_at: datetime | None = None):
     """A profile from a canonical case (canonical.to_canonical)."""
     complainant = case.get("complainant") or {}
-    village = case.get("village") or (f"~{case['village_name']}" if case.get("village_name") else None)
     return make_profile(
         case_no,
         case["channel"],
@@ -207,7 +214,8 @@ def profile_from_case(case_no: str, case: Mapping, *, status: str = "received", 
         opened_at or case["received_at"],
         title=case.get("title"),
         township=case.get("township"),
-        village=village,
+        village=case.get("village"),
+        village_name=case.get("village_name"),
         grid=case.get("grid_code"),
         address=case.get("address"),
         phone=complainant.get("phone"),
@@ -286,8 +294,8 @@ def vocabulary(path: Path = RULES_PATH) -> Vocabulary:
 class TextFeatures:
     weights: dict[str, float]          # word -> weight
     topics: frozenset[str]             # the dispute words (rules/merge.yaml `terms`) found
+    strong_topics: frozenset[str]      # those that are not `weak_terms`
     norm: float
-    shingles: frozenset[str]           # character 3-grams, for MinHash
     villages: frozenset[str]           # village names it mentions, in every plausible reading
     sites: tuple[str, ...]             # names of estates, sites, works, schools (阳光花园, 宏达石材)
     rare: tuple[str, ...]              # its rarest ordinary words, rarest first
@@ -295,18 +303,20 @@ class TextFeatures:
     @cached_property
     def salient(self) -> tuple[str, ...]:
         """Dispute words first (stable across paraphrases), then other words by weight."""
-        strong = self.topics - vocabulary().weak_terms
-        return tuple(sorted(self.weights, key=lambda w: (w not in strong, -self.weights[w], w)))
+        return tuple(sorted(self.weights, key=lambda w: (w not in self.strong_topics, -self.weights[w], w)))
 
 
+def _normalised(text: str, vocab: Vocabulary) -> str:
+    """NFKC, lower case, without masked names (王某某) and channel boilerplate."""
+    return vocab.boilerplate.sub(" ", _MASKED_NAME.sub(" ", unicodedata.normalize("NFKC", text).lower()))
+
+
+# Cached because the same open cases are candidates for many submissions; an entry
+# is a few kilobytes.
 @lru_cache(maxsize=8192)
 def text_features(text: str, rules_path: Path = RULES_PATH) -> TextFeatures:
     vocab = vocabulary(rules_path)
-    normal = unicodedata.normalize("NFKC", text).lower()
-    normal = _MASKED_NAME.sub(" ", normal)
-    compact = _NOT_TEXT.sub("", vocab.boilerplate.sub("", normal))
-    shingles = frozenset(compact[i:i + _SHINGLE] for i in range(len(compact) - _SHINGLE + 1))
-
+    normal = _normalised(text, vocab)
     weights: dict[str, float] = {}
     for match in vocab.term_pattern.finditer(normal):
         for canonical in vocab.variants[match.group()]:
@@ -314,16 +324,17 @@ def text_features(text: str, rules_path: Path = RULES_PATH) -> TextFeatures:
     topics = frozenset(weights)
     # Villages are compared as places, not as words: their names leave the text.
     villages, normal = _village_mentions(normal)
-    sites = _site_mentions(normal, vocab.site_pattern)
+    sites = _site_mentions(normal, vocab)
     normal = _ADMIN_PLACE.sub(" ", normal)
-    normal = vocab.term_pattern.sub(" ", vocab.boilerplate.sub(" ", normal))
+    normal = vocab.term_pattern.sub(" ", normal)
     for word in jieba.lcut(normal, HMM=False):
-        if len(word) >= 2 and _CJK.search(word) and word not in vocab.stopwords and word not in weights:
+        if len(word) >= 2 and _CJK.search(word) and word not in vocab.stopwords and word not in weights \
+                and not any(word in site for site in sites):  # a shared site counts as a place, once
             weights[word] = vocab.weight(word)
     rare = tuple(sorted((w for w in weights if w not in topics and vocab.idf.get(w, 0) >= vocab.rare_idf),
                         key=lambda w: (-vocab.idf[w], w)))
     norm = sum(w * w for w in weights.values()) ** 0.5
-    return TextFeatures(weights, topics, norm, shingles, villages, sites, rare)
+    return TextFeatures(weights, topics, topics - vocab.weak_terms, norm, villages, sites, rare)
 
 
 def _village_mentions(text: str) -> tuple[frozenset[str], str]:
@@ -345,12 +356,13 @@ def _village_mentions(text: str) -> tuple[frozenset[str], str]:
     return frozenset(found), _blanked(text, blank)
 
 
-def _site_mentions(text: str, suffixes: re.Pattern) -> tuple[str, ...]:
+def _site_mentions(text: str, vocab: Vocabulary) -> tuple[str, ...]:
     """Names of estates, sites, works and schools (锦绣华庭小区 -> 锦绣华庭, 阳光花园小区 ->
     阳光 and 阳光花园). They stay in the text: where a name starts is a guess, and a
     wrong guess must not swallow what the dispute is about (鱼塘因上游纸厂)."""
-    names = (_name_before(text, match.start(), _SITE_NAME_MAX)[0] for match in suffixes.finditer(text))
-    return tuple(dict.fromkeys(name for name in names if len(name) >= 2))
+    names = (_name_before(text, match.start(), _SITE_NAME_MAX)[0] for match in vocab.site_pattern.finditer(text))
+    # A common word is no name (并且小区, 目前小区): proper names are rarer words, or unknown.
+    return tuple(dict.fromkeys(n for n in names if len(n) >= 2 and vocab.idf.get(n, 99) >= _NAME_MIN_IDF))
 
 
 def _name_before(text: str, end: int, longest: int) -> tuple[str, int]:
@@ -364,6 +376,8 @@ def _name_before(text: str, end: int, longest: int) -> tuple[str, int]:
     start = end
     while start > max(0, end - longest) and _CJK.match(text[start - 1]) and text[start - 1] not in _MENTION_STOP:
         start -= 1
+    if start < end and text[end - 1] in _COUNTING:
+        return "", end  # 一小区, 该工地: "a"/"that" estate, not a name
     parts = _ADMIN_WORDS.split(text[start:end])
     name = parts[-1] or (parts[-2] if len(parts) > 1 else "")
     for prefix in _NAME_PREFIXES:
@@ -400,8 +414,7 @@ def text_similarity(a: TextFeatures, b: TextFeatures, topic_factor: float) -> tu
         return 0.0, []
     shared = sorted(a.weights.keys() & b.weights.keys(), key=lambda w: (-a.weights[w], w))
     cosine = sum(a.weights[w] ** 2 for w in shared) / (a.norm * b.norm)
-    weak = vocabulary().weak_terms
-    if not (a.topics - weak and b.topics - weak):
+    if not (topic_factor and a.strong_topics and b.strong_topics):
         return cosine, shared
     weight = {**b.weights, **a.weights}
     jaccard = sum(weight[w] for w in a.topics & b.topics) / sum(weight[w] for w in a.topics | b.topics)
@@ -424,9 +437,11 @@ def merge_keys(profile: MergeProfile, config: MergeConfig = MergeConfig()) -> se
     top = features.salient
     keys = {f"p:{digest[:24]}" for digest in profile.person_ids}
     keys |= {f"n:{scope}:{digest[:24]}" for digest in profile.person_names}
-    keys |= {f"m:{scope}:{band}" for band in _lsh_bands(features.shingles, config.lsh_bands, config.lsh_rows)}
+    compact = _NOT_TEXT.sub("", _normalised(profile.comparable_text, vocabulary(config.rules_path)))
+    shingles = {compact[i:i + _SHINGLE] for i in range(len(compact) - _SHINGLE + 1)}
+    keys |= {f"m:{scope}:{band}" for band in _lsh_bands(shingles, config.lsh_bands, config.lsh_rows)}
     keys |= {f"t:{scope}:{a}+{b}" for a, b in combinations(sorted(top[: config.pair_keywords]), 2)}
-    villages = {profile.village} if profile.village else set()
+    villages = {profile.village, profile.village_name} - {None}
     villages |= set(sorted(features.villages, key=lambda v: (-len(v), v))[:3])
     keys |= {f"v:{village}:{word}" for village in villages for word in top[: config.village_keywords]}
     keys |= {f"s:{scope}:{pair}" for site in features.sites[:2] for pair in sorted(_bigrams(site))[:4]}
@@ -434,7 +449,8 @@ def merge_keys(profile: MergeProfile, config: MergeConfig = MergeConfig()) -> se
     return keys
 
 
-def _lsh_bands(shingles: frozenset[str], bands: int, rows: int) -> list[str]:
+def _lsh_bands(shingles: set[str], bands: int, rows: int) -> list[str]:
+    """MinHash of the character 3-grams, cut into bands: near-identical texts share a band."""
     if not shingles:
         return []
     minhash = MinHash(num_perm=bands * rows, seed=1)
@@ -483,14 +499,12 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
         place += weights["same_grid"]
         matched["grid"] = new.grid
         reasons.append(f"same grid {new.grid}")
-    new_villages = new_text.villages | ({new.village} if new.village else set())
-    old_villages = old_text.villages | ({existing.village} if existing.village else set())
-    if new_villages & old_villages:
-        shown = new.village if new.village in old_villages else max(new_villages & old_villages, key=len)
+    same_village = _same_village(new, new_text, existing, old_text)
+    if same_village:
         place += weights["same_village"]
-        matched["village"] = shown
-        reasons.append(f"same village {shown}")
-    elif new_villages and old_villages:
+        matched["village"] = same_village
+        reasons.append(f"same village {same_village}")
+    elif same_village is not None:
         adjustment += weights["village_conflict"]
         reasons.append("different villages")
     if new_text.sites and old_text.sites:
@@ -519,11 +533,18 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
         adjustment += weights["topic_conflict"]
         reasons.append(f"different {', '.join(conflicts)}")
 
-    # A private dispute (family, neighbours) is one of many alike in a village: the same
-    # dispute words count fully only with the same people, or for a public matter.
+    # Naming the same kind of dispute means little across a township (it has many noise
+    # complaints at once): it counts only with the same people or the same small place,
+    # and for a private dispute (family, neighbours) only with the same people.
     shared_topics = new_text.topics & old_text.topics - vocab.weak_terms
-    public = bool(shared_topics - vocab.private_terms)
-    factor = rules["topic_factor"] if public or person_evidence else rules["private_topic_factor"]
+    if person_evidence:
+        factor = rules["topic_factor"]
+    elif place < 0 and shared_topics - vocab.private_terms:
+        factor = rules["topic_factor"]
+    elif place < 0:
+        factor = rules["private_topic_factor"]
+    else:
+        factor = 0.0
     similarity, shared = text_similarity(new_text, old_text, factor)
     required = max(rules["floor"], rules["required_similarity"] + adjustment)
     value = min(1.0, max(0.0, 0.5 + similarity - required))
@@ -533,6 +554,21 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
         f"text similarity {similarity:.2f} (needed {required:.2f})" + (f": {', '.join(words)}" if words else "")
     )
     return Match(existing.case_no, round(value, 4), round(similarity, 4), round(required, 4), matched, reasons)
+
+
+def _same_village(new: MergeProfile, new_text: TextFeatures, old: MergeProfile, old_text: TextFeatures):
+    """The village both are in; "" if they name different villages; None if unknown.
+
+    Directory codes decide when both have one; else the names: as written by the
+    source, or as the texts mention them.
+    """
+    if new.village and old.village:
+        return new.village if new.village == old.village else ""
+    new_names = new_text.villages | ({new.village_name} if new.village_name else set())
+    old_names = old_text.villages | ({old.village_name} if old.village_name else set())
+    if new_names & old_names:
+        return new.village_name if new.village_name in old_names else max(new_names & old_names, key=len)
+    return "" if new_names and old_names else None
 
 
 def _shown(digest: str, new: MergeProfile, existing: MergeProfile, default_kind: str) -> tuple[str, str]:
