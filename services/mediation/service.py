@@ -5,6 +5,7 @@ import base64
 import hashlib
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import Timer
@@ -30,6 +31,10 @@ class DeadlineTimer(Timer):
         self.interval = float(self.container.config.get("MEDIATION_TIMER_SECONDS")
                               or config.get_float("MEDIATION_TIMER_SECONDS", DEFAULT_TIMER_SECONDS))
 
+    def start(self):
+        log.info("deadline timer running every %.1f s", self.interval)
+        super().start()
+
 
 class Attachments(DependencyProvider):
     """The attachment storage (local disk under var/ by default; see storage.py)."""
@@ -45,6 +50,7 @@ class MediationService(HealthMixin):
     name = "mediation"
     db = DatabaseProvider(Base.metadata)
     files = Attachments()
+    config = Config()
 
     # -- events ---------------------------------------------------------------
     @handle("case_received")
@@ -105,7 +111,7 @@ class MediationService(HealthMixin):
     @DeadlineTimer.decorator
     def fire_timers(self):
         """Reminders, overdue grades, supervision, accountability, rating follow-up: each once."""
-        batch = 50
+        batch = int(self.config.get("MEDIATION_TIMER_BATCH") or config.get_int("MEDIATION_TIMER_BATCH", 50))
         total = 0
         while True:
             with self.db.transaction() as uow:
