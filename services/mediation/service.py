@@ -13,7 +13,7 @@ from nameko.timer import Timer
 from services.common import config
 from services.common.dependencies import DatabaseProvider, HealthMixin
 from services.common.messaging import handle
-from services.contracts.errors import Invalid
+from services.contracts.errors import REMOTE_ERRORS, Invalid
 from services.mediation import handlers, storage
 from services.mediation.models import Base
 
@@ -123,22 +123,22 @@ class MediationService(HealthMixin):
             log.info("timer: fired due actions on %d case(s)", total)
 
     # -- staff and citizens (through the gateway) -----------------------------
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def get_case(self, case_no, actor=None, private=False):
         with self.db.reading() as session:
             return handlers.case_view(session, case_no, actor, private)
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def act(self, case_no, action, actor, payload=None):
         with self.db.transaction() as uow:
             return handlers.act(uow, case_no, action, actor, payload or {})
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def edit_parties(self, case_no, actor, parties):
         with self.db.transaction() as uow:
             return handlers.edit_parties(uow, case_no, actor, parties)
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def add_attachment(self, case_no, actor, kind, filename, content_type, data_b64):
         try:
             data = base64.b64decode(data_b64, validate=True)
@@ -154,7 +154,7 @@ class MediationService(HealthMixin):
             return handlers.add_attachment(uow, case_no, actor, kind, filename or "attachment", content_type,
                                            len(data), hashlib.sha256(data).hexdigest(), key)
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def get_attachment(self, case_no, attachment_id, actor):
         with self.db.reading() as session:
             handlers.check_attachment_scope(session, case_no, actor)
@@ -162,32 +162,32 @@ class MediationService(HealthMixin):
             key, meta = row.storage_key, {"filename": row.filename, "content_type": row.content_type}
         return {**meta, "data_b64": base64.b64encode(self.files.get(key)).decode("ascii")}
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def evaluate(self, case_no, token, rating, comment=None, via="link"):
         with self.db.transaction() as uow:
             return handlers.evaluate(uow, case_no, token, rating, comment, via)
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def rating_link(self, token):
         with self.db.reading() as session:
             return handlers.rating_link(session, token, self.db.clock.now())
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def worklist(self, actor, filters):
         with self.db.reading() as session:
             return handlers.worklist(session, actor, filters)
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def agreement(self, case_no, public=True, places=None, round_no=None):
         with self.db.reading() as session:
             return handlers.agreement_html(session, case_no, public, places, round_no)
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def scorecard(self, by, start, end, actor):
         with self.db.reading() as session:
             return handlers.scorecard(session, by, start, end, self.db.clock.now(), actor)
 
-    @rpc
+    @rpc(expected_exceptions=REMOTE_ERRORS)
     def hot_topics(self, days, top=10):
         with self.db.reading() as session:
             return handlers.hot_topics(session, int(days), self.db.clock.now(), int(top))
