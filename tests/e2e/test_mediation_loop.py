@@ -117,6 +117,19 @@ def test_the_full_loop_through_the_gateway(system, accounts, resolved_events):
     assert "王秀英" not in public.text and "王秀英" in full.text
     assert system.get(f"/api/v1/cases/{case_no}/agreement?version=full", token=stranger).status_code == 403
 
+    # attachments: type and size checked, stored encrypted, read back by staff in scope
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    url = f"{system.base_url}/api/v1/cases/{case_no}/attachments?kind=photo&filename=现场.png"
+    added = requests.post(url, data=png, headers={"Authorization": f"Bearer {mediator}", "Content-Type": "image/png"},
+                          timeout=10)
+    assert added.status_code == 201, added.text
+    lying = requests.post(url, data=b"MZ\x90\x00", timeout=10,
+                          headers={"Authorization": f"Bearer {mediator}", "Content-Type": "image/png"})
+    assert lying.status_code == 415
+    back = system.get(f"/api/v1/cases/{case_no}/attachments/{added.json()['id']}", token=mediator)
+    assert back.status_code == 200 and back.content == png
+    assert system.get(f"/api/v1/cases/{case_no}/attachments/{added.json()['id']}", token=stranger).status_code == 403
+
     card = system.get("/api/v1/reports/scorecard?by=mediator&from=2020-01-01&to=2100-01-01", token=supervisor)
     row = next(r for r in card.json()["rows"] if r["group"] == holder)
     assert row["satisfaction"]["numerator"] == 1 and row["redo"] == {"value": 1.0, "numerator": 1, "denominator": 1}
