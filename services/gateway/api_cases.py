@@ -28,7 +28,8 @@ LIFECYCLE_ROLES = {"county_supervisor": "county_supervisor", "township_head": "t
 HOLDER_ROLES = ("mediator", "grid_worker", "unit_liaison", "counsellor")
 WORKFLOW_FIELDS = ("holders", "overdue_grade", "major", "extension", "extensions_used", "redo_count", "rating",
                    "review_open", "outcome", "referral_target", "counsellor", "parties", "sessions", "agreements",
-                   "attachments", "supervisions", "accountabilities", "evaluations", "allowed_actions")
+                   "attachments", "supervisions", "accountabilities", "evaluations", "allowed_actions",
+                   "recusal_warnings")
 WORKLIST_FILTERS = ("status", "level", "township", "unit", "mediator", "overdue", "from", "to")
 DEFAULT_ATTACHMENT_MAX = 10 * 1024 * 1024
 

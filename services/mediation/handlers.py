@@ -796,6 +796,9 @@ def case_view(session, case_no: str, actor_data: dict | None = None, private: bo
             for t in timeline
         ],
     }
+    # 回避: a holder who shares a name with a party may be related to them; staff decide (return or reassign)
+    names = {p.name for p in parties}
+    view["recusal_warnings"] = [h for h in state.holders if people.get(h, {}).get("name") in names]
     if actor_data:
         actor = actor_from(actor_data)
         view["allowed_actions"] = [a for a in lifecycle.allowed_actions(state, actor)

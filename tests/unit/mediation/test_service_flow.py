@@ -239,3 +239,12 @@ def test_the_agreement_is_printable_and_masked_for_the_public(desk):
     assert "王秀英" in full and "13812345678" in full and "调解员1" in full
     desk.act(CASE, "mark_judicial_confirmation", MEDIATOR)
     assert desk.view(CASE)["agreements"][0]["judicial_confirmation"] is True
+
+
+def test_a_holder_named_like_a_party_is_flagged_for_recusal(desk):
+    desk.received(CASE, parties=[{"name": "调解员1", "role": "respondent"}])
+    desk.routed(CASE, mediators=("M-005-1",))
+    assert desk.view(CASE)["recusal_warnings"] == ["M-005-1"]
+    desk.act(CASE, "return", MEDIATOR, reason="回避")
+    desk.routed(CASE, attempt=2, mediators=("M-005-2",))
+    assert desk.view(CASE)["recusal_warnings"] == []
