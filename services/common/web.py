@@ -61,6 +61,8 @@ class JsonWsgiApp(WsgiApp):
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
+            # an entrypoint may accept larger bodies (file uploads): `max_body_bytes` on its class
+            request.max_content_length = getattr(provider, "max_body_bytes", None) or MAX_BODY_BYTES
             request.path_values = values
             response = provider.handle_request(request)
         except HTTPException as exc:

@@ -40,6 +40,8 @@ CATALOGUE = (
     EventSpec("evaluation_requested", "mediation", mediation.EvaluationRequested, ("notify",)),
     EventSpec("case_evaluated", "mediation", mediation.CaseEvaluated, ("notify",)),
     EventSpec("case_closed", "mediation", mediation.CaseClosed, ("notify", "intake")),
+    EventSpec("extension_requested", "mediation", mediation.ExtensionRequested, ("notify",)),
+    EventSpec("extension_decided", "mediation", mediation.ExtensionDecided, ("notify",)),
     EventSpec("psych_requested", "mediation", mediation.PsychRequested, ("psych",)),
     EventSpec("counsellor_offered", "psych", psych.CounsellorOffered, ("notify", "mediation")),
     EventSpec("counsellor_assigned", "psych", psych.CounsellorAssigned, ("notify", "mediation")),

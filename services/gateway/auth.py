@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import bcrypt
 import jwt
 
-ROLES = ("operator", "source", "county_supervisor", "psych_coordinator", "township_head", "mediator",
+ROLES = ("operator", "source", "county_supervisor", "psych_coordinator", "township_head", "mediator", "unit_liaison",
          "counsellor", "grid_worker", "receptionist", "citizen")
 TOKEN_TTL = timedelta(hours=8)
 

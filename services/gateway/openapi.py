@@ -64,4 +64,71 @@ def openapi_document() -> dict:
             "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}}}},
         "responses": {"200": {"description": "token"}, **_errors(400, 401)},
     }})
+    _case_paths(spec)
     return spec.to_dict()
+
+
+STAFF = [{"bearer": []}, {"apiKey": []}]
+CASE_NO = {"name": "case_no", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(*names):
+    return [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in names]
+
+
+def _case_paths(spec) -> None:
+    """Mediation's API: worklists, staff actions, parties, attachments, the agreement, ratings, reports."""
+    spec.path(path="/api/v1/cases", operations={"get": {
+        "summary": "Worklist: the cases this staff member may see, filtered and paginated",
+        "security": STAFF,
+        "parameters": _query("status", "level", "township", "unit", "mediator", "overdue", "from", "to", "page",
+                             "per_page"),
+        "responses": {"200": {"description": "{items, page, per_page, total}"}, **_errors(400, 401, 403, 503)},
+    }})
+    spec.path(path="/api/v1/cases/{case_no}/actions/{action}", operations={"post": {
+        "summary": "A staff action: accept, record_session, resolve, fail, escalate, refer, return, "
+                   "request_extension, approve_extension, reject_extension, reassign, reopen, redo, "
+                   "dismiss_rating, request_psych, mark_major, resolve_on_site, mark_judicial_confirmation",
+        "security": STAFF,
+        "parameters": [CASE_NO, {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {"200": {"description": "the new status and deadline"},
+                      **_errors(400, 401, 403, 404, 409, 503)},
+    }})
+    spec.path(path="/api/v1/cases/{case_no}/parties", operations={"put": {
+        "summary": "Replace the parties (items with id update that party; absent fields are kept)",
+        "security": STAFF, "parameters": [CASE_NO],
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {"200": {"description": "the parties, masked"}, **_errors(400, 401, 403, 404, 503)},
+    }})
+    spec.path(path="/api/v1/cases/{case_no}/attachments", operations={"post": {
+        "summary": "Attach a file (raw body; image/jpeg, image/png, image/webp, application/pdf; "
+                   "MEDIATION_ATTACHMENT_MAX_BYTES, 10 MiB by default)",
+        "security": STAFF, "parameters": [CASE_NO, *_query("kind", "filename")],
+        "responses": {"201": {"description": "the attachment's metadata"},
+                      **_errors(400, 401, 403, 404, 413, 415, 503)},
+    }})
+    spec.path(path="/api/v1/cases/{case_no}/agreement", operations={"get": {
+        "summary": "The 调解协议书 as printable HTML; masked unless version=full by staff handling the case",
+        "security": STAFF, "parameters": [CASE_NO, *_query("version")],
+        "responses": {"200": {"description": "text/html"}, **_errors(401, 403, 404, 503)},
+    }})
+    spec.path(path="/api/v1/cases/{case_no}/evaluation", operations={"post": {
+        "summary": "The citizen's rating (满意, 基本满意, 不满意) with the token of the rating link",
+        "parameters": [CASE_NO],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["token", "rating"],
+            "properties": {"token": {"type": "string"}, "rating": {"type": "string"},
+                           "comment": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "rated"}, **_errors(400, 403, 404, 409, 503)},
+    }})
+    spec.path(path="/api/v1/reports/scorecard", operations={"get": {
+        "summary": "Scorecard per unit, township or mediator over [from, to); format=csv for CSV",
+        "security": STAFF, "parameters": _query("by", "from", "to", "format"),
+        "responses": {"200": {"description": "rows of rates"}, **_errors(400, 401, 403, 503)},
+    }})
+    spec.path(path="/api/v1/reports/hot-topics", operations={"get": {
+        "summary": "兰陵热点: the most frequent dispute types and places in the last N days; format=csv",
+        "security": STAFF, "parameters": _query("days", "top", "format"),
+        "responses": {"200": {"description": "counts and shares"}, **_errors(400, 401, 403, 503)},
+    }})

@@ -539,9 +539,10 @@ def _resolve(ctx: Context) -> Effect:
     agreement = Agreement(ctx.case.case_no, terms, facts, judicial, ctx.case.holders, ctx.now)
     case = replace(ctx.case, status="resolved", finished_at=ctx.now, outcome="resolved",
                    rating=None, review_open=False)
+    # The rating link rides on case_resolved (one SMS); evaluation_requested is the timer's
+    # later reminder when no rating came (timers.evaluation_actions).
     events = [ctx.event("case_resolved", outcome="resolved", judicial_confirmation=judicial,
-                        redo_count=case.redo_count),
-              ctx.event("evaluation_requested", outcome="resolved")]
+                        redo_count=case.redo_count)]
     return Effect(case, events, {"terms": len(terms), "judicial_confirmation": judicial}, agreement)
 
 

@@ -31,7 +31,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from services.mediation.deadlines import WorkingCalendar, default_calendar, rules_dir
+from services.mediation.deadlines import Period, WorkingCalendar, default_calendar, rules_dir
 
 GRADES = ("warning", "overdue", "seriously_overdue")
 DEADLINE_KINDS = ("sign_off", "handling")
@@ -120,10 +120,26 @@ class TimerPolicy:
 
 
 @dataclass(frozen=True)
+class EvaluationPolicy:
+    """After case_resolved: remind the citizen to rate, then close without a rating."""
+    reminder_after: Period | None = Period(3, "calendar")
+    close_after: Period | None = Period(10, "calendar")
+
+    @classmethod
+    def from_mapping(cls, spec: dict[str, Any]) -> EvaluationPolicy:
+        policy = cls()
+        for name in ("reminder_after", "close_after"):
+            if name in spec:
+                policy = replace(policy, **{name: Period.parse(spec[name])})
+        return policy
+
+
+@dataclass(frozen=True)
 class TimerRules:
     default: TimerPolicy
     per_kind: dict[str, TimerPolicy]
     major_case_supervision: bool = True
+    evaluation: EvaluationPolicy = EvaluationPolicy()
 
     def for_kind(self, kind: str) -> TimerPolicy:
         return self.per_kind.get(kind, self.default)
@@ -134,7 +150,8 @@ class TimerRules:
         specs = dict(raw.get("deadlines", {}))
         default = TimerPolicy.from_mapping(specs.pop("default", {}) or {})
         per_kind = {kind: TimerPolicy.from_mapping(spec or {}, default) for kind, spec in specs.items()}
-        return cls(default, per_kind, bool(raw.get("major_case_supervision", True)))
+        return cls(default, per_kind, bool(raw.get("major_case_supervision", True)),
+                   EvaluationPolicy.from_mapping(raw.get("evaluation") or {}))
 
 
 @lru_cache(maxsize=4)
@@ -241,6 +258,26 @@ def schedule(case: CaseDeadlines, rules: TimerRules | None = None,
         )
         actions.append((case.major_since, -1, -1, action))
     return [action for *_, action in sorted(actions, key=lambda item: item[:3])]
+
+
+def evaluation_actions(case_no: str, resolved_at: datetime, round_no: int, rules: TimerRules | None = None,
+                       calendar: WorkingCalendar | None = None) -> list[Action]:
+    """The follow-up of a resolution nobody rated yet: a reminder (evaluation_requested), then closing.
+
+    `round_no` counts resolutions (1 + redos), so a redone case gets its own follow-up.
+    Closing is not an event of its own: the service applies the lifecycle's `close`.
+    """
+    rules = rules or default_rules()
+    calendar = calendar or default_calendar()
+    policy = rules.evaluation
+    actions = []
+    for step, period, event in (("evaluation_reminder", policy.reminder_after, "evaluation_requested"),
+                                ("evaluation_close", policy.close_after, "case_closed")):
+        if period is not None:
+            actions.append(Action(key=f"{case_no}/evaluation#{round_no}/{step}", case_no=case_no, step=step,
+                                  event=event, fire_at=period.after(resolved_at, calendar),
+                                  payload={"case_no": case_no, "round": round_no}))
+    return actions
 
 
 def due_actions(case: CaseDeadlines, already_fired: Iterable[str], now: datetime,

@@ -289,7 +289,7 @@ def test_resolve_needs_terms_and_produces_an_agreement():
     transition = apply(case_in("in_mediation"), "resolve", ACTORS["mediator"],
                        {"terms": ["赔偿500元"], "judicial_confirmation": True}, NOW)
     assert transition.record.terms == ("赔偿500元",) and transition.record.judicial_confirmation
-    assert [e.name for e in transition.events] == ["case_resolved", "evaluation_requested"]
+    assert [e.name for e in transition.events] == ["case_resolved"]
 
 
 def test_refer_requires_mediation_first():
@@ -505,8 +505,8 @@ def test_the_closed_loop_with_a_redo():
         audit.append((transition.audit.from_status, transition.audit.to_status))
     assert statuses == ["routed", "assigned", "accepted", "in_mediation", "resolved", "resolved", "in_mediation",
                         "in_mediation", "resolved", "closed"]
-    assert events == ["case_assigned", "case_accepted", "case_resolved", "evaluation_requested", "case_evaluated",
-                      "case_assigned", "case_resolved", "evaluation_requested", "case_evaluated", "case_closed"]
+    assert events == ["case_assigned", "case_accepted", "case_resolved", "case_evaluated",
+                      "case_assigned", "case_resolved", "case_evaluated", "case_closed"]
     assert [a for a, _ in audit][1:] == [b for _, b in audit][:-1]     # an unbroken history
     assert case.redo_count == 1 and case.rating == "满意" and case.sessions == 2
     # The redo got a fresh handling period: 5 working days (hotline) from Mar 6 10:00.
