@@ -34,17 +34,10 @@ LANLING_11PM = datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc)
 NEXT_MORNING_8AM = datetime(2026, 12, 2, 0, 0, tzinfo=timezone.utc)
 
 
-class NotifyDatabase(Databases):
-    """Only notify's database: a test here runs notify alone (six PostgreSQL databases cost seconds)."""
-
-    def __init__(self, tmp_path, postgres):
-        self.tmp_path, self.postgres, self.created = tmp_path, postgres, []
-        self.urls = {"notify": self._create("notify")}
-
-
 @pytest.fixture
 def databases(tmp_path):
-    dbs = NotifyDatabase(tmp_path, using_postgres())
+    """Only notify's database: a test here runs notify alone (six PostgreSQL databases cost seconds)."""
+    dbs = Databases(tmp_path, using_postgres(), services=("notify",))
     yield dbs
     dbs.drop()
 
