@@ -147,3 +147,49 @@ class NotifyApi:
     def retry_delivery(self, request, delivery_id):
         self._role_in(request, DELIVERY_ADMINS)
         return self._call("notify", "retry_delivery", delivery_id)
+
+
+def openapi_paths(errors) -> dict:
+    """This area's operations for the OpenAPI document (services/gateway/openapi.py)."""
+    staff = [{"bearer": []}]
+    staff_or_key = [{"apiKey": []}, {"bearer": []}]
+
+    def op(summary, security, codes, *, params=(), body=None, ok="200"):
+        operation = {"summary": summary, "responses": {ok: {"description": "done"}, **errors(*codes)},
+                     "parameters": [{"name": n, "in": where, "required": where == "path",
+                                     "schema": {"type": kind}} for n, where, kind in params]}
+        if security:
+            operation["security"] = security
+        if body:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        return operation
+
+    obj = {"type": "object"}
+    return {
+        "/api/v1/inbox": {"get": op("The logged-in staff member's messages, newest first", staff, (400, 401, 403),
+                                    params=[("page", "query", "integer"), ("per_page", "query", "integer"),
+                                            ("unread", "query", "boolean")])},
+        "/api/v1/inbox/read": {"post": op("Mark messages read: {ids}, or all", staff, (400, 401, 403), body=obj)},
+        "/api/v1/inbox/{message_id}/read": {"post": op("Mark one message read", staff, (401, 403),
+                                                       params=[("message_id", "path", "integer")])},
+        "/api/v1/notify/opt-outs": {
+            "get": op("A staff member's own opt-outs", staff, (401, 403)),
+            "post": op("Opt out of channels: staff (login) {channels}; a citizen {case_no, phone, channels}. "
+                       "Legally required notices still go", None, (400, 404), body=obj),
+            "delete": op("Opt back in (the same body)", None, (400, 404), body=obj)},
+        "/api/v1/notify/duty": {
+            "get": op("The duty roster and who is on duty now", staff_or_key, (401, 403),
+                      params=[("township", "query", "string"), ("role", "query", "string")]),
+            "post": op("Add a roster entry (a shift with starts_at/ends_at, or standing duty)", staff_or_key,
+                       (400, 401, 403), body=obj, ok="201")},
+        "/api/v1/notify/duty/{entry_id}": {"delete": op("Remove a roster entry", staff_or_key, (401, 403, 404),
+                                                        params=[("entry_id", "path", "integer")])},
+        "/api/v1/cases/{case_no}/deliveries": {"get": op("What was sent to whom for a case (masked), with attempts",
+                                                         staff_or_key, (401, 403, 404),
+                                                         params=[("case_no", "path", "string")])},
+        "/api/v1/notify/deliveries": {"get": op("Deliveries in one status (default failed)", staff_or_key, (401, 403),
+                                                params=[("status", "query", "string"), ("limit", "query", "integer")])},
+        "/api/v1/notify/deliveries/{delivery_id}/retry": {"post": op(
+            "Send a failed delivery again, with the same idempotency key", staff_or_key, (400, 401, 403, 404),
+            params=[("delivery_id", "path", "string")])},
+    }

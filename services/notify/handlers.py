@@ -36,7 +36,7 @@ def claim_seconds() -> float:
 
 
 def rating_url_template() -> str:
-    return config.get("NOTIFY_RATING_URL", "http://127.0.0.1:8000/r/{token}")
+    return config.get("NOTIFY_RATING_URL") or "http://127.0.0.1:8000/r/{token}"
 
 
 # -- what notify knows ---------------------------------------------------------------------

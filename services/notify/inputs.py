@@ -129,7 +129,7 @@ def event_input(event_type: str, data: Mapping[str, Any], *, event_id: str, occu
         out["complainant"] = [p for p in [citizen(source.get("complainant"))] if p] or None
         out["occurred_at"] = d.get("accepted_at") or occurred_at
     elif event_type == "case_urgent":
-        out.update(signal=signal_categories(d.get("signals")), summary=d.get("summary"), urgent=True,
+        out.update(signal=signal_categories(d.get("signals")) or ["紧急情况"], summary=d.get("summary"), urgent=True,
                    occurred_at=d.get("detected_at") or occurred_at)
     elif event_type == "case_assigned":
         out.update(assignees=staff_list(d.get("assignees"), d.get("unit")), deadline=d.get("handling_deadline"),

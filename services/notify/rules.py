@@ -380,6 +380,6 @@ def plan(event_type: str, event_data: Mapping[str, Any], directory: Directory, *
     return (table or default_table()).plan(
         event_type, event_data, directory,
         now=now or datetime.now(timezone.utc),
-        console_url=console_url or config.get("NOTIFY_CONSOLE_URL", "http://127.0.0.1:8000/console"),
+        console_url=console_url or config.get("NOTIFY_CONSOLE_URL") or "http://127.0.0.1:8000/console",
         tz=ZoneInfo(config.get("TZ_NAME")),
     )

@@ -126,3 +126,17 @@ def test_the_assignment_shows_both_deadlines_in_lanling_time():
     inbox = next(m for m in planned("case_assigned") if m.channel == "inbox")
     body = render(inbox.template, inbox.context).body
     assert "签收时限:2026-12-01 14:00前" in body and "办理时限:2026-12-16 10:00前" in body
+
+
+def test_an_urgent_alert_without_a_named_signal_still_wakes_the_duty_staff():
+    data = {**payloads(CASE_NO, NOW)["case_urgent"], "signals": [], "township": None}
+    messages = planned("case_urgent", data, known=inputs.Known())
+    assert {m.recipient.id for m in messages} == {COUNTY_SUPERVISOR["id"]}
+    sms = next(m for m in messages if m.channel == "sms")
+    assert "紧急情况" in render(sms.template, sms.context).body
+
+
+def test_supervision_without_a_known_unit_still_reaches_the_supervisor():
+    data = {**payloads(CASE_NO, NOW)["supervision_opened"], "unit": None}
+    messages = planned("supervision_opened", data, known=inputs.Known())
+    assert {(m.audience, m.recipient.id) for m in messages} == {("supervisor", SUPERVISOR["id"])}
