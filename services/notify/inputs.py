@@ -24,8 +24,6 @@ from typing import Any, Callable, Iterable, Mapping
 
 from services.common import privacy
 
-STAFF_EVENTS_URGENT_FROM_CASE = ("case_assigned",)
-
 
 @dataclass
 class Known:
@@ -122,11 +120,14 @@ def event_input(event_type: str, data: Mapping[str, Any], *, event_id: str, occu
         "village": place_name(village_code) if village_code else None,
         "dispute_type": d.get("dispute_type") or known.dispute_type,
         "summary": None,
-        "urgent": bool(d.get("urgent")),
+        "urgent": bool(d.get("urgent")) or d.get("priority") == "urgent",
     }
     source = d.get("source") or {}
     if event_type in ("case_received", "case_merged"):
-        out["complainant"] = [p for p in [citizen(source.get("complainant"))] if p] or None
+        # [] reaches nobody (not even the remembered complainants); a grid report settled on the
+        # spot is not told "a mediator will be assigned": its resolution notice follows instead
+        on_site = event_type == "case_received" and d.get("resolved_on_site")
+        out["complainant"] = [] if on_site else [p for p in [citizen(source.get("complainant"))] if p]
         out["occurred_at"] = d.get("accepted_at") or occurred_at
     elif event_type == "case_urgent":
         out.update(signal=signal_categories(d.get("signals")) or ["紧急情况"], summary=d.get("summary"), urgent=True,
@@ -134,7 +135,7 @@ def event_input(event_type: str, data: Mapping[str, Any], *, event_id: str, occu
     elif event_type == "case_assigned":
         out.update(assignees=staff_list(d.get("assignees"), d.get("unit")), deadline=d.get("handling_deadline"),
                    sign_off_by=d.get("sign_off_deadline"), level=d.get("level"), mechanism=d.get("mechanism"),
-                   urgent=bool(d.get("urgent")) or known.urgent)
+                   urgent=out["urgent"] or known.urgent)
     elif event_type == "case_accepted":
         out["complainant"] = complainants(known, d.get("complainant"))
         out["deadline"] = d.get("handling_deadline")
@@ -145,11 +146,11 @@ def event_input(event_type: str, data: Mapping[str, Any], *, event_id: str, occu
         out.update(assignees=staff_list(d.get("assignees"), d.get("unit")), supervisors=staff_list(d.get("supervisors")),
                    deadline=d.get("deadline"), grade=d.get("grade"), deadline_kind=d.get("deadline_kind"))
     elif event_type == "supervision_opened":
-        out.update(units=staff_list(d.get("unit"), d.get("assignees"), known.assignees),
+        out.update(units=staff_list(d.get("units"), d.get("unit"), d.get("assignees"), known.assignees),
                    supervisors=staff_list(d.get("supervisors"), d.get("supervisor")),
                    reason=d.get("reason"), deadline=d.get("deadline"))
     elif event_type == "accountability_recorded":
-        out.update(units=staff_list(d.get("against")), supervisors=staff_list(d.get("supervisors")),
+        out.update(units=staff_list(d.get("against"), d.get("units")), supervisors=staff_list(d.get("supervisors")),
                    measure=d.get("measure") or d.get("grade"), reason=d.get("reason"))
     elif event_type in ("case_resolved", "evaluation_requested", "case_closed"):
         out.update(complainant=complainants(known, d.get("complainant")), outcome=d.get("outcome"),

@@ -88,7 +88,12 @@ def test_an_event_without_people_falls_back_to_what_notify_knows():
 def test_an_anonymous_case_reaches_nobody_and_is_no_error():
     data = payloads(CASE_NO, NOW)["case_received"]
     data = {**data, "source": {**data["source"], "complainant": None}}
-    assert planned("case_received", data, known=inputs.Known()) == []
+    assert planned("case_received", data) == []   # not even the complainants remembered for the case
+
+
+def test_a_grid_report_settled_on_the_spot_is_not_told_a_mediator_is_coming():
+    data = {**payloads(CASE_NO, NOW)["case_received"], "resolved_on_site": True}
+    assert planned("case_received", data) == []
 
 
 def test_a_citizen_never_carries_an_id_number_and_keeps_one_id_per_phone():
