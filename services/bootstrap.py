@@ -40,6 +40,15 @@ def load_reference() -> list[str]:
     created = load_accounts(accounts, gateway_db())
     lines.append(f"staff accounts: {created} created, {len(accounts) - created} already there")
 
+    from services.notify.handlers import seed_default_roster
+    from services.notify.models import Base as NotifyBase
+
+    db = _db("notify", NotifyBase.metadata)
+    with db.transaction() as uow:
+        seeded = seed_default_roster(uow.session, accounts, uow.now, only_if_empty=True)
+    db.dispose()
+    lines.append(f"duty roster: {seeded} default entries" if seeded else "duty roster: defaults already there")
+
     _townships, records = counsellor_reference()
     db = _db("psych", PsychBase.metadata)
     with db.transaction() as uow:

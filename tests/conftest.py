@@ -40,11 +40,11 @@ def using_postgres() -> bool:
 class Databases:
     """One database per service for one test, on SQLite or PostgreSQL."""
 
-    def __init__(self, tmp_path: Path, postgres: bool):
+    def __init__(self, tmp_path: Path, postgres: bool, services: tuple[str, ...] = config.SERVICES):
         self.tmp_path = tmp_path
         self.postgres = postgres
         self.created: list[str] = []
-        self.urls = {service: self._create(service) for service in config.SERVICES}
+        self.urls = {service: self._create(service) for service in services}
 
     def _create(self, service: str) -> str:
         if not self.postgres:

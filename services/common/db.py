@@ -250,6 +250,7 @@ class Database:
         try:
             yield session
         finally:
+            session.expunge_all()   # what was read stays readable after the session ends (rollback expires it)
             session.rollback()
             session.close()
 

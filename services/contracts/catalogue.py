@@ -26,7 +26,7 @@ CATALOGUE = (
     EventSpec("case_merged", "intake", intake.CaseMerged, ("mediation", "notify")),
     EventSpec("case_unmerged", "intake", intake.CaseUnmerged, ("mediation",)),
     EventSpec("case_urgent", "intake", intake.CaseUrgent, ("mediation", "notify", "psych")),
-    EventSpec("directory_updated", "routing", routing.DirectoryUpdated, ("intake",)),
+    EventSpec("directory_updated", "routing", routing.DirectoryUpdated, ("intake", "notify")),
     EventSpec("case_routed", "routing", routing.CaseRouted, ("mediation",)),
     EventSpec("case_assigned", "mediation", mediation.CaseAssigned, ("notify",)),
     EventSpec("case_accepted", "mediation", mediation.CaseAccepted, ("notify",)),

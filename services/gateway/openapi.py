@@ -65,6 +65,10 @@ def openapi_document() -> dict:
         "responses": {"200": {"description": "token"}, **_errors(400, 401)},
     }})
     _case_paths(spec)
+    from services.gateway.api_notify import openapi_paths as notify_paths
+
+    for path, operations in notify_paths(_errors).items():
+        spec.path(path=path, operations=operations)
     return spec.to_dict()
 
 

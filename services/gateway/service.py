@@ -7,10 +7,11 @@ from __future__ import annotations
 from services.gateway.api_cases import CasesApi
 from services.gateway.api_core import CoreApi
 from services.gateway.api_intake import IntakeApi
+from services.gateway.api_notify import NotifyApi
 from services.gateway.api_reference import ReferenceApi
 from services.gateway.api_reports import ReportsApi
 from services.gateway.base import GatewayBase
 
 
-class GatewayService(CoreApi, IntakeApi, CasesApi, ReportsApi, ReferenceApi, GatewayBase):
+class GatewayService(CoreApi, IntakeApi, CasesApi, ReportsApi, ReferenceApi, NotifyApi, GatewayBase):
     name = "gateway"

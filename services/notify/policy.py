@@ -30,9 +30,9 @@ class QuietHours:
 
     @classmethod
     def from_env(cls) -> "QuietHours":
-        window = config.get("NOTIFY_QUIET_HOURS", "21:00-08:00")
+        window = config.get("NOTIFY_QUIET_HOURS") or "21:00-08:00"
         start, end = (time.fromisoformat(part.strip()) for part in window.split("-"))
-        channels = config.get("NOTIFY_QUIET_CHANNELS", "sms")
+        channels = config.get("NOTIFY_QUIET_CHANNELS") or "sms"
         return cls(start=start, end=end, tz=ZoneInfo(config.get("TZ_NAME")),
                    channels=frozenset(c.strip() for c in channels.split(",") if c.strip()))
 

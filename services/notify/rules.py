@@ -15,6 +15,7 @@ Every event:
     event_id      str, required: the envelope's id (redelivery gives the same keys)
     case_no       str "371324-YYYYMMDD-NNNNNN"
     township      str | None   township name, e.g. "卞庄街道"; None for county-level cases
+    township_code str | None   the directory's code for it, used to look up rosters (else the name)
     dispute_type  str | None   e.g. "劳动争议"
     summary       str | None   short description; masked, cut to 60 characters, inbox only
     occurred_at   aware datetime or ISO 8601 with offset | None (defaults to `now`)
@@ -25,25 +26,28 @@ for staff. A citizen mapping may omit `id`: the recipient id is then a keyed has
 phone, so the key stays stable without carrying the number.
 
 Per event (fields named in rules.yaml `requires` must be present):
-    case_received         complainant: Person (the first source's complainant)
-    case_merged           complainant: Person (the NEW source's complainant only)
-    case_assigned         assignees: [Person], deadline, level, mechanism
+    case_received         complainant: [Person] (the first source's complainant; [] reaches nobody)
+    case_merged           complainant: [Person] (the NEW source's complainant only)
+    case_assigned         assignees: [Person], deadline (handling), sign_off_by, level, mechanism
     case_accepted         -
-    reminder_due          deadline, stage "before" | "at", assignees?: [Person]
+    reminder_due          deadline, stage "before" | "at", deadline_kind "sign_off" | "handling",
+                          assignees?: [Person]
     case_overdue          deadline, grade "warning" | "overdue" | "seriously_overdue",
-                          assignees?, supervisors?: [Person]
+                          deadline_kind?, assignees?, supervisors?: [Person]
     supervision_opened    units: [Person] (the supervised unit or mediator), deadline, reason,
                           supervisors?
     accountability_recorded  units: [Person] (held to account), measure (e.g. "约谈"), reason,
                           supervisors?
     case_resolved         rating_url?: a SHORT link (<= 30 chars, or the citizen SMS needs two segments)
     evaluation_requested  rating_url (same limit)
-    case_evaluated        rating (1-5), comment? (inbox only, like summary)
+    case_evaluated        rating (满意 | 基本满意 | 不满意, or 1-5 stars), comment? (inbox only, like summary)
     case_closed           -
     counsellor_offered    counsellor: Person, respond_by, priority, need (category, never notes)
     counsellor_assigned   counsellor: Person, assignees?
-    psych_unmatched       reason, priority, need
-    case_urgent           signal (what was detected, e.g. "扬言轻生"), village?
+    psych_unmatched       reason, priority, need, coordinators?: [Person]
+    case_urgent           signal (what was detected: text, or categories labelled by rules.yaml), village?
+
+services/notify/inputs.py maps each contract event to these shapes.
 
 An audience named in an event field (complainant, assignees, supervisors, units, counsellor)
 comes from the event; when the field is absent, from the Directory (see rules.yaml `lookup`).
@@ -64,7 +68,7 @@ from services.common import config, privacy
 RULES_FILE = Path(__file__).with_name("rules") / "rules.yaml"
 CHANNELS = ("sms", "email", "app_push", "inbox")
 URGENCY = (True, False, "from_event")
-TIME_FIELDS = ("deadline", "respond_by", "occurred_at")
+TIME_FIELDS = ("deadline", "sign_off_by", "respond_by", "occurred_at")
 COMMON_CONTEXT = ("case_no", "township", "dispute_type", "summary", "occurred_at")
 SUMMARY_CHARS = 60
 # Citizens' own words may name people, which masking cannot catch: they stay behind the
@@ -174,11 +178,16 @@ class StaticDirectory:
 
 Lookup = Callable[[Directory, Mapping[str, Any], datetime], Sequence[Mapping[str, Any]]]
 
+def _township(event: Mapping[str, Any]) -> str | None:
+    """The township as the directory knows it: its code when the event gives one, else its name."""
+    return event.get("township_code") or event.get("township")
+
+
 LOOKUPS: dict[str, Lookup] = {
     "complainants": lambda d, event, at: d.complainants(event["case_no"]),
     "assignees": lambda d, event, at: d.assignees(event["case_no"]),
-    "supervisors": lambda d, event, at: d.supervisors(event.get("township")),
-    "township_on_duty": lambda d, event, at: d.on_duty(event["township"], at) if event.get("township") else [],
+    "supervisors": lambda d, event, at: d.supervisors(_township(event)),
+    "township_on_duty": lambda d, event, at: d.on_duty(_township(event), at) if _township(event) else [],
     "county_on_duty": lambda d, event, at: d.on_duty(None, at),
     "psych_coordinators": lambda d, event, at: d.psych_coordinators(),
 }
@@ -299,13 +308,15 @@ class RulesTable:
             return _aware(value).astimezone(tz).strftime("%Y-%m-%d %H:%M")
         if name.endswith("_url") or isinstance(value, (int, float)):
             return value
+        labels = self.labels.get(name, {})
         if isinstance(value, Mapping):   # people are shown to colleagues by name only
             value = value.get("name") or ""
         elif isinstance(value, (list, tuple)):
-            value = "、".join(str(p.get("name") or "") if isinstance(p, Mapping) else str(p) for p in value)
+            value = "、".join(str(p.get("name") or "") if isinstance(p, Mapping) else labels.get(str(p), str(p))
+                             for p in value)
         text = privacy.mask_text(str(value).strip())
-        if name in self.labels:
-            return self.labels[name].get(text, text)
+        if labels:
+            return labels.get(text, text)
         limit = SUMMARY_CHARS if name == "summary" else TEXT_CHARS
         return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -369,6 +380,6 @@ def plan(event_type: str, event_data: Mapping[str, Any], directory: Directory, *
     return (table or default_table()).plan(
         event_type, event_data, directory,
         now=now or datetime.now(timezone.utc),
-        console_url=console_url or config.get("NOTIFY_CONSOLE_URL", "http://127.0.0.1:8000/console"),
+        console_url=console_url or config.get("NOTIFY_CONSOLE_URL") or "http://127.0.0.1:8000/console",
         tz=ZoneInfo(config.get("TZ_NAME")),
     )

@@ -25,6 +25,8 @@ EXPECTED = {
     "case_resolved": {("citizen", "sms"), ("citizen", "app_push")},
     "evaluation_requested": {("citizen", "sms"), ("citizen", "app_push")},
     "case_evaluated": {("mediator", "inbox")},
+    "extension_requested": {("supervisor", "inbox"), ("supervisor", "email")},
+    "extension_decided": {("mediator", "inbox"), ("mediator", "app_push")},
     "case_closed": {("citizen", "sms"), ("citizen", "app_push")},
     "counsellor_offered": {("counsellor", c) for c in ("inbox", "app_push", "sms")},
     "counsellor_assigned": {("mediator", "inbox"), ("mediator", "app_push")},
