@@ -7,9 +7,10 @@ from __future__ import annotations
 from services.gateway.api_cases import CasesApi
 from services.gateway.api_core import CoreApi
 from services.gateway.api_intake import IntakeApi
+from services.gateway.api_psych import PsychApi
 from services.gateway.api_reference import ReferenceApi
 from services.gateway.base import GatewayBase
 
 
-class GatewayService(CoreApi, IntakeApi, CasesApi, ReferenceApi, GatewayBase):
+class GatewayService(CoreApi, IntakeApi, CasesApi, ReferenceApi, PsychApi, GatewayBase):
     name = "gateway"

@@ -676,6 +676,19 @@ def match(profile: CaseProfile, pool: Pool, now: datetime, *, load: Mapping[str,
             for score, cid, parts, availability in feasible[:limit]]
 
 
+def check(profile: CaseProfile, pool: Pool, now: datetime, counsellor_id: str, *,
+          load: Mapping[str, int] | None = None, config: MatchingRules | None = None) -> str | None:
+    """The first hard constraint (a HARD_CONSTRAINTS code) one counsellor fails for the case, or None.
+
+    For the service's second look at someone already chosen: a case turning urgent while
+    an offer is open, or a coordinator naming a counsellor by hand.
+    """
+    counsellor = pool.get(counsellor_id)
+    if counsellor is None:
+        raise KeyError(counsellor_id)
+    return _Query(profile, pool, now, config or pool.rules, load, ()).failure(counsellor)[0]
+
+
 def _window_text(window: timedelta) -> str:
     hours = window.total_seconds() / 3600
     return f"{hours / 24:g} 天" if hours >= 24 and hours % 24 == 0 else f"{hours:g} 小时"

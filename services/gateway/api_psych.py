@@ -1,0 +1,174 @@
+"""Psych: the counsellor pool, matching, consent, offers and sessions (`/api/v1/psych/...`).
+
+Who may do what (the psych service checks again what only it can know, e.g. that an
+offer is yours or that you are the case's assigned counsellor):
+
+| area | roles |
+|---|---|
+| read the pool, statistics | operator, psych_coordinator, county_supervisor, township_head; a counsellor reads their own record |
+| change the pool | operator, psych_coordinator; a counsellor changes their own availability only |
+| match preview, cases, offers lists | operator, psych_coordinator, county_supervisor; a counsellor sees their own |
+| consent | those, the counsellors offered the case, and staff who may read the case (its mediators …) |
+| coordinator offer / match again | operator, psych_coordinator |
+| accept / decline an offer | only the counsellor offered it |
+| record a session | only the assigned counsellor |
+| read session notes | ONLY the counsellor who wrote them and the psych coordinator; not even the operator key |
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from services.common.web import api
+from services.contracts.errors import Forbidden
+from services.gateway import views
+from services.gateway.auth import Principal
+from services.gateway.base import read_json
+from services.gateway.bootstrap import load_accounts
+from services.psych.sessions import COORDINATOR_ROLE, COUNSELLOR_ROLE, can_read_notes
+
+POOL_READERS = ("operator", COORDINATOR_ROLE, "county_supervisor", "township_head")
+POOL_EDITORS = ("operator", COORDINATOR_ROLE)
+OVERSIGHT = ("operator", COORDINATOR_ROLE, "county_supervisor")
+PAGING = ("limit", "offset")
+
+
+def _actor(principal: Principal) -> dict:
+    return {"kind": principal.kind, "id": principal.id, "role": principal.role,
+            "directory_id": principal.directory_id, "township": principal.township}
+
+
+def _filters(request) -> dict:
+    return {key: value for key, value in request.args.items() if key not in PAGING}
+
+
+def _optional_json(request) -> dict:
+    """A body for actions where it is optional (accept, deactivate): empty means {}."""
+    return read_json(request) if request.get_data(cache=True) else {}
+
+
+def strip_unreadable_notes(principal: Principal, items: list[dict]) -> list[dict]:
+    """The gateway's own check on session notes, whatever the service returned."""
+    for item in items:
+        writer = SimpleNamespace(counsellor_id=item.get("counsellor_id"))
+        if "notes" in item and not can_read_notes(principal.role, principal.directory_id, writer):
+            item.pop("notes")
+    return items
+
+
+class PsychApi:
+    def _psych_principal(self, request, *roles: str) -> Principal:
+        principal = self._authenticate(request)
+        if principal.role not in roles:
+            raise Forbidden(f"the {principal.role} role may not do this")
+        return principal
+
+    def _page(self, request) -> tuple:
+        return request.args.get("limit"), request.args.get("offset")
+
+    # -- the pool ---------------------------------------------------------------------
+    @api("GET", "/api/v1/psych/counsellors")
+    def psych_counsellors(self, request):
+        self._psych_principal(request, *POOL_READERS)
+        return self._call("psych", "list_counsellors", _filters(request), *self._page(request))
+
+    @api("POST", "/api/v1/psych/counsellors")
+    def psych_create_counsellor(self, request):
+        principal = self._psych_principal(request, *POOL_EDITORS)
+        record = self._call("psych", "create_counsellor", read_json(request), _actor(principal))
+        username = record["id"].lower()
+        created = load_accounts([{"username": username, "role": COUNSELLOR_ROLE, "directory_id": record["id"],
+                                  "township": record["township_code"], "display_name": record["name"]}], self.db)
+        return 201, {**record, "account": {"username": username, "created": bool(created)}}
+
+    @api("GET", "/api/v1/psych/counsellors/<counsellor_id>")
+    def psych_counsellor(self, request, counsellor_id):
+        principal = self._psych_principal(request, *POOL_READERS, COUNSELLOR_ROLE)
+        own = principal.role == COUNSELLOR_ROLE and principal.directory_id == counsellor_id
+        if principal.role == COUNSELLOR_ROLE and not own:
+            raise Forbidden("a counsellor may read only their own record")
+        reveal = own or principal.role == COORDINATOR_ROLE
+        return self._call("psych", "get_counsellor", counsellor_id, reveal)
+
+    @api("PATCH", "/api/v1/psych/counsellors/<counsellor_id>")
+    def psych_update_counsellor(self, request, counsellor_id):
+        principal = self._psych_principal(request, *POOL_EDITORS, COUNSELLOR_ROLE)
+        return self._call("psych", "update_counsellor", counsellor_id, read_json(request), _actor(principal))
+
+    @api("POST", "/api/v1/psych/counsellors/<counsellor_id>/deactivate")
+    def psych_deactivate(self, request, counsellor_id):
+        principal = self._psych_principal(request, *POOL_EDITORS)
+        reason = _optional_json(request).get("reason")
+        return self._call("psych", "set_counsellor_active", counsellor_id, False, reason, _actor(principal))
+
+    @api("POST", "/api/v1/psych/counsellors/<counsellor_id>/activate")
+    def psych_activate(self, request, counsellor_id):
+        principal = self._psych_principal(request, *POOL_EDITORS)
+        reason = _optional_json(request).get("reason")
+        return self._call("psych", "set_counsellor_active", counsellor_id, True, reason, _actor(principal))
+
+    @api("GET", "/api/v1/psych/stats")
+    def psych_stats(self, request):
+        self._psych_principal(request, *POOL_READERS)
+        return self._call("psych", "pool_stats", request.args.get("scope") == "active")
+
+    @api("POST", "/api/v1/psych/match")
+    def psych_match(self, request):
+        self._psych_principal(request, *OVERSIGHT)
+        return self._call("psych", "match", read_json(request))
+
+    # -- cases and offers ----------------------------------------------------------------
+    @api("GET", "/api/v1/psych/cases")
+    def psych_cases(self, request):
+        principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
+        return self._call("psych", "list_cases", _filters(request), _actor(principal), *self._page(request))
+
+    @api("GET", "/api/v1/psych/cases/<case_no>")
+    def psych_case(self, request, case_no):
+        principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
+        return self._call("psych", "get_case", case_no, _actor(principal))
+
+    @api("POST", "/api/v1/psych/cases/<case_no>/consent")
+    def psych_consent(self, request, case_no):
+        principal = self._authenticate(request)
+        if principal.role not in (*OVERSIGHT, COUNSELLOR_ROLE):
+            if principal.kind != "staff" or not views.may_read_case(principal, self._call("intake", "get_case", case_no)):
+                raise Forbidden("you may not record consent for this case")
+        return self._call("psych", "record_consent", case_no, read_json(request), _actor(principal))
+
+    @api("POST", "/api/v1/psych/cases/<case_no>/offers")
+    def psych_coordinator_offer(self, request, case_no):
+        principal = self._psych_principal(request, *POOL_EDITORS)
+        return self._call("psych", "coordinator_offer", case_no, _optional_json(request), _actor(principal))
+
+    @api("GET", "/api/v1/psych/offers")
+    def psych_offers(self, request):
+        principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
+        return self._call("psych", "list_offers", _filters(request), _actor(principal), *self._page(request))
+
+    @api("POST", "/api/v1/psych/offers/<offer_id>/accept")
+    def psych_accept(self, request, offer_id):
+        principal = self._psych_principal(request, COUNSELLOR_ROLE)
+        return self._call("psych", "answer_offer", offer_id, True, _optional_json(request), _actor(principal))
+
+    @api("POST", "/api/v1/psych/offers/<offer_id>/decline")
+    def psych_decline(self, request, offer_id):
+        principal = self._psych_principal(request, COUNSELLOR_ROLE)
+        return self._call("psych", "answer_offer", offer_id, False, _optional_json(request), _actor(principal))
+
+    # -- sessions --------------------------------------------------------------------------
+    @api("POST", "/api/v1/psych/cases/<case_no>/sessions")
+    def psych_record_session(self, request, case_no):
+        principal = self._psych_principal(request, COUNSELLOR_ROLE)
+        body = self._call("psych", "record_session", case_no, read_json(request), _actor(principal))
+        return 201, strip_unreadable_notes(principal, [body])[0]
+
+    @api("GET", "/api/v1/psych/cases/<case_no>/sessions")
+    def psych_sessions(self, request, case_no):
+        principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
+        body = self._call("psych", "list_sessions", case_no, _actor(principal))
+        return {"items": strip_unreadable_notes(principal, body["items"])}
+
+    @api("POST", "/api/v1/psych/cases/<case_no>/outcome")
+    def psych_outcome(self, request, case_no):
+        principal = self._psych_principal(request, *POOL_EDITORS, COUNSELLOR_ROLE)
+        return self._call("psych", "record_outcome", case_no, read_json(request), _actor(principal))
