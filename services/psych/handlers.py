@@ -556,7 +556,7 @@ def _round_sessions(session, request: PsychRequest) -> list[SessionRow]:
 
 def _assigned_counsellor(actor: Mapping, request: PsychRequest) -> str:
     counsellor_id = actor.get("directory_id")
-    if actor.get("role") != sessions.COUNSELLOR_ROLE or request.status != "assigned" \
+    if actor.get("role") != sessions.COUNSELLOR_ROLE or request.status not in ("assigned", "closed") \
             or counsellor_id != request.counsellor_id:
         raise Forbidden("only the counsellor assigned to this case may do this")
     return counsellor_id

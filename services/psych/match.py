@@ -327,16 +327,18 @@ def validate_record(record: Mapping, *, townships: Mapping[str, Township],
 
 def _checked(record: Mapping, townships: Mapping[str, Township],
              rules: MatchingRules) -> tuple[Counsellor | None, dict[str, list[str]]]:
+    """The parsed counsellor (None if it cannot be parsed) and every problem found, all at once."""
     try:
-        counsellor = Counsellor.from_record(record)
+        counsellor, problems = Counsellor.from_record(record), {}
     except InvalidRecord as invalid:
-        return None, invalid.fields
-    problems: dict[str, list[str]] = {}
-    if counsellor.township_code not in townships:
+        counsellor, problems = None, dict(invalid.fields)
+    if isinstance(record.get("township_code"), str) and record["township_code"] not in townships:
         problems["township_code"] = ["unknown township code"]
-    unknown = sorted(counsellor.specialities - set(rules.specialities))
-    if unknown or not counsellor.specialities:
-        problems["specialities"] = [f"unknown: {unknown}" if unknown else "at least one"]
+    specialities = record.get("specialities")
+    if isinstance(specialities, list):
+        unknown = sorted(set(specialities) - set(rules.specialities))
+        if unknown or not specialities:
+            problems["specialities"] = [f"unknown: {unknown}" if unknown else "at least one"]
     return counsellor, problems
 
 
