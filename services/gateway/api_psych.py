@@ -172,3 +172,65 @@ class PsychApi:
     def psych_outcome(self, request, case_no):
         principal = self._psych_principal(request, *POOL_EDITORS, COUNSELLOR_ROLE)
         return self._call("psych", "record_outcome", case_no, read_json(request), _actor(principal))
+
+
+# -- OpenAPI ----------------------------------------------------------------------------
+COUNSELLOR = {"type": "object", "description": "services/psych/reference/README.md shows the record; township "
+              "may be a name or code; recusal.persons entries are {phone} or {id_number} (stored hashed)",
+              "properties": {name: {} for name in ("name", "gender", "birth_year", "occupation", "specialities",
+                                                   "certification", "township", "phone", "weekly_capacity",
+                                                   "availability", "recusal", "active")}}
+REASON = {"type": "object", "properties": {"reason": {"type": "string"}}}
+_PATHS = (  # method, path, summary, request body (a contracts.psych schema name, optional with "?"), status
+    ("get", "/api/v1/psych/counsellors", "The counsellor roster: filters active, township, speciality, occupation, "
+     "certification, gender, age_band, urgent_callout, q; limit/offset; phones masked", None, 200),
+    ("post", "/api/v1/psych/counsellors", "Add a counsellor (and their staff account)", COUNSELLOR, 201),
+    ("get", "/api/v1/psych/counsellors/{counsellor_id}", "One counsellor", None, 200),
+    ("patch", "/api/v1/psych/counsellors/{counsellor_id}", "Change a counsellor (a counsellor: own availability)",
+     COUNSELLOR, 200),
+    ("post", "/api/v1/psych/counsellors/{counsellor_id}/deactivate", "Take out of matching; open offers move on",
+     "?", 200),
+    ("post", "/api/v1/psych/counsellors/{counsellor_id}/activate", "Back into matching", "?", 200),
+    ("get", "/api/v1/psych/stats", "人才储备库: the pool by age band, gender, occupation, speciality, certification, "
+     "township; capacity (scope=active for active counsellors only)", None, 200),
+    ("post", "/api/v1/psych/match", "Ranked candidates with score and reasons for a case profile; offers nobody",
+     "PsychMatchInput", 200),
+    ("get", "/api/v1/psych/cases", "Psych cases (filters status, urgent, counsellor_id, follow_up_overdue)", None, 200),
+    ("get", "/api/v1/psych/cases/{case_no}", "The psych side of a case: consent, offers, sessions (never notes)",
+     None, 200),
+    ("post", "/api/v1/psych/cases/{case_no}/consent", "Record the party's consent (or an emergency reason)",
+     "PsychConsentInput", 200),
+    ("post", "/api/v1/psych/cases/{case_no}/offers", "Coordinator: offer a named counsellor, or match again",
+     "?PsychCoordinatorOfferInput", 200),
+    ("get", "/api/v1/psych/offers", "Offers (a counsellor: their own)", None, 200),
+    ("post", "/api/v1/psych/offers/{offer_id}/accept", "The offered counsellor accepts", "?PsychOfferAnswerInput", 200),
+    ("post", "/api/v1/psych/offers/{offer_id}/decline", "The offered counsellor declines; the next one is offered",
+     "?PsychOfferAnswerInput", 200),
+    ("post", "/api/v1/psych/cases/{case_no}/sessions", "The assigned counsellor records a session (notes confidential)",
+     "PsychSessionInput", 201),
+    ("get", "/api/v1/psych/cases/{case_no}/sessions", "Sessions; notes only for their writer and the psych coordinator",
+     None, 200),
+    ("post", "/api/v1/psych/cases/{case_no}/outcome", "End the case with an outcome", "PsychOutcomeInput", 200),
+)
+
+
+def add_openapi(spec, errors) -> None:
+    """Register the psych paths on the gateway's OpenAPI document (`errors` builds the error responses)."""
+    from services.contracts import psych as schemas
+
+    for name in ("MatchInput", "ConsentInput", "CoordinatorOfferInput", "OfferAnswerInput", "SessionInput",
+                 "OutcomeInput"):
+        spec.components.schema(f"Psych{name}", schema=getattr(schemas, name))
+    by_path: dict[str, dict] = {}
+    for method, path, summary, body, status in _PATHS:
+        operation = {"summary": summary, "tags": ["psych"], "security": [{"bearer": []}, {"apiKey": []}],
+                     "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                                    for name in ("counsellor_id", "case_no", "offer_id") if f"{{{name}}}" in path],
+                     "responses": {str(status): {"description": "ok"}, **errors(400, 401, 403, 404, 409, 503)}}
+        if body is not None:
+            optional = isinstance(body, str) and body.startswith("?")
+            schema = (body.lstrip("?") or REASON) if isinstance(body, str) else body
+            operation["requestBody"] = {"required": not optional, "content": {"application/json": {"schema": schema}}}
+        by_path.setdefault(path, {})[method] = operation
+    for path, operations in by_path.items():
+        spec.path(path=path, operations=operations)

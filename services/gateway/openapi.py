@@ -64,4 +64,7 @@ def openapi_document() -> dict:
             "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}}}},
         "responses": {"200": {"description": "token"}, **_errors(400, 401)},
     }})
+    from services.gateway.api_psych import add_openapi as add_psych
+
+    add_psych(spec, _errors)
     return spec.to_dict()

@@ -134,6 +134,39 @@ def test_nobody_suitable_at_all_goes_straight_to_the_coordinator_with_counts(env
     assert "停用 1 人" in reason and "时间不合 2 人" in reason and "可用 0 人" in reason
 
 
+def test_a_case_turning_urgent_hastens_the_open_offer_or_moves_on(env):
+    with handled(env, "on_psych_requested"):
+        env.publish("psych_requested", psych_requested(CASE))
+    first, = env.offers(CASE)
+    assert first.expires_at - first.offered_at == timedelta(hours=24)
+    env.clock.advance(timedelta(minutes=10))
+    with handled(env, "on_case_urgent"):
+        env.publish("case_urgent", case_urgent(CASE, env.clock.now()))
+    hastened, = env.offers(CASE)  # PC-9001 can be there in time: the same offer, 30 minutes from now
+    assert hastened.urgent and hastened.expires_at == env.clock.now() + timedelta(minutes=30)
+    assert [e.data["urgent"] for e, _ in env.take("notify.counsellor_offered", 2)] == [False, True]
+    assert "case_urgent" in env.request(CASE).triggers and env.request(CASE).status == "offered"
+
+
+def test_the_coordinator_names_a_counsellor_for_an_unmatched_case(env):
+    with handled(env, "on_psych_requested"):
+        env.publish("psych_requested", psych_requested(CASE))
+    for offer_id, cid in ((1, "PC-9001"), (2, "PC-9002"), (3, "PC-9003")):
+        assert env.post(f"/api/v1/psych/offers/{offer_id}/decline", env.token("counsellor", cid)).status_code == 200
+    assert env.request(CASE).status == "unmatched"
+    boss = env.token("psych_coordinator", "PSY-COORD-01")
+    assert env.post(f"/api/v1/psych/cases/{CASE}/offers", env.token("county_supervisor", "S1"), {}).status_code == 403
+    named = env.post(f"/api/v1/psych/cases/{CASE}/offers", boss, {"counsellor_id": "PC-9002", "reason": "电话沟通后同意"})
+    assert named.status_code == 200, named.text
+    view = named.json()
+    assert view["status"] == "offered" and view["episode"] == 2
+    latest = view["offers"][-1]
+    assert (latest["counsellor_id"], latest["status"], latest["episode"]) == ("PC-9002", "pending", 2)
+    assert latest["reasons"] == ["协调员指定：电话沟通后同意"]
+    accepted = env.post(f"/api/v1/psych/offers/{latest['id']}/accept", env.token("counsellor", "PC-9002"))
+    assert accepted.status_code == 200 and env.request(CASE).status == "assigned"
+
+
 def test_each_replica_follows_roster_changes_made_through_another(tmp_path):
     # Two Database objects are two replicas: each keeps its own pool. (Pure caching logic, so SQLite.)
     clock = ManualClock(START)
