@@ -62,14 +62,27 @@ class PsychApi:
             raise Forbidden(f"the {principal.role} role may not do this")
         return principal
 
-    def _page(self, request) -> tuple:
-        return request.args.get("limit"), request.args.get("offset")
+    def _listing(self, request, method: str):
+        """A filtered, paged list that the service scopes to the reader (a counsellor: their own)."""
+        principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
+        return self._call("psych", method, _filters(request), _actor(principal), request.args.get("limit"),
+                          request.args.get("offset"))
+
+    def _activation(self, request, counsellor_id: str, active: bool):
+        principal = self._psych_principal(request, *POOL_EDITORS)
+        reason = _optional_json(request).get("reason")
+        return self._call("psych", "set_counsellor_active", counsellor_id, active, reason, _actor(principal))
+
+    def _answer(self, request, offer_id: str, accepted: bool):
+        principal = self._psych_principal(request, COUNSELLOR_ROLE)
+        return self._call("psych", "answer_offer", offer_id, accepted, _optional_json(request), _actor(principal))
 
     # -- the pool ---------------------------------------------------------------------
     @api("GET", "/api/v1/psych/counsellors")
     def psych_counsellors(self, request):
         self._psych_principal(request, *POOL_READERS)
-        return self._call("psych", "list_counsellors", _filters(request), *self._page(request))
+        return self._call("psych", "list_counsellors", _filters(request), request.args.get("limit"),
+                          request.args.get("offset"))
 
     @api("POST", "/api/v1/psych/counsellors")
     def psych_create_counsellor(self, request):
@@ -96,15 +109,11 @@ class PsychApi:
 
     @api("POST", "/api/v1/psych/counsellors/<counsellor_id>/deactivate")
     def psych_deactivate(self, request, counsellor_id):
-        principal = self._psych_principal(request, *POOL_EDITORS)
-        reason = _optional_json(request).get("reason")
-        return self._call("psych", "set_counsellor_active", counsellor_id, False, reason, _actor(principal))
+        return self._activation(request, counsellor_id, False)
 
     @api("POST", "/api/v1/psych/counsellors/<counsellor_id>/activate")
     def psych_activate(self, request, counsellor_id):
-        principal = self._psych_principal(request, *POOL_EDITORS)
-        reason = _optional_json(request).get("reason")
-        return self._call("psych", "set_counsellor_active", counsellor_id, True, reason, _actor(principal))
+        return self._activation(request, counsellor_id, True)
 
     @api("GET", "/api/v1/psych/stats")
     def psych_stats(self, request):
@@ -119,8 +128,7 @@ class PsychApi:
     # -- cases and offers ----------------------------------------------------------------
     @api("GET", "/api/v1/psych/cases")
     def psych_cases(self, request):
-        principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
-        return self._call("psych", "list_cases", _filters(request), _actor(principal), *self._page(request))
+        return self._listing(request, "list_cases")
 
     @api("GET", "/api/v1/psych/cases/<case_no>")
     def psych_case(self, request, case_no):
@@ -142,18 +150,15 @@ class PsychApi:
 
     @api("GET", "/api/v1/psych/offers")
     def psych_offers(self, request):
-        principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
-        return self._call("psych", "list_offers", _filters(request), _actor(principal), *self._page(request))
+        return self._listing(request, "list_offers")
 
     @api("POST", "/api/v1/psych/offers/<offer_id>/accept")
     def psych_accept(self, request, offer_id):
-        principal = self._psych_principal(request, COUNSELLOR_ROLE)
-        return self._call("psych", "answer_offer", offer_id, True, _optional_json(request), _actor(principal))
+        return self._answer(request, offer_id, True)
 
     @api("POST", "/api/v1/psych/offers/<offer_id>/decline")
     def psych_decline(self, request, offer_id):
-        principal = self._psych_principal(request, COUNSELLOR_ROLE)
-        return self._call("psych", "answer_offer", offer_id, False, _optional_json(request), _actor(principal))
+        return self._answer(request, offer_id, False)
 
     # -- sessions --------------------------------------------------------------------------
     @api("POST", "/api/v1/psych/cases/<case_no>/sessions")

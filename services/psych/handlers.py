@@ -593,8 +593,7 @@ def record_session(uow, case_no: str, body: Mapping, actor: Mapping) -> dict:
         "case_no": case_no, "counsellor_id": counsellor_id, "kind": row.kind, "at": row.at, "outcome": outcome,
         "session_id": str(row.id), "next_follow_up": request.follow_up_due,
     }, correlation_id=case_no)
-    return sessions.view_for(sessions.COUNSELLOR_ROLE, counsellor_id, new) | {"id": str(row.id),
-                                                                              "outcome": outcome}
+    return _session_public(row) | {"notes": row.notes}  # the writer, who may read them
 
 
 def record_outcome(uow, case_no: str, body: Mapping, actor: Mapping) -> dict:

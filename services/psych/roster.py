@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ MAX_WEEKLY_CAPACITY = 50
 FILTERS = ("active", "township", "speciality", "occupation", "certification", "gender", "age_band",
            "urgent_callout", "q")
 MAX_PAGE = 200
+YIELD_EVERY = 250
 
 
 @lru_cache(maxsize=1)
@@ -93,7 +95,10 @@ def load_pool(session) -> match.Pool:
         cached = _Cached(-1, match.Pool(townships()))
         _pools[key] = cached
     newest = cached.version
-    for row in session.scalars(select(CounsellorRow).where(CounsellorRow.version > cached.version)):
+    rows = session.scalars(select(CounsellorRow).where(CounsellorRow.version > cached.version))
+    for count, row in enumerate(rows, 1):
+        if count % YIELD_EVERY == 0:
+            time.sleep(0)  # a first load of a large pool: let other green threads run (eventlet patches sleep)
         try:
             cached.pool.upsert(row.record)
         except match.InvalidRecord as exc:
