@@ -5,7 +5,7 @@ offer is yours or that you are the case's assigned counsellor):
 
 | area | roles |
 |---|---|
-| read the pool, statistics | operator, psych_coordinator, county_supervisor, township_head; a counsellor reads their own record |
+| read the pool, statistics | operator, psych_coordinator, county_supervisor, township_head; a counsellor: own record |
 | change the pool | operator, psych_coordinator; a counsellor changes their own availability only |
 | match preview, cases, offers lists | operator, psych_coordinator, county_supervisor; a counsellor sees their own |
 | consent | those, the counsellors offered the case, and staff who may read the case (its mediators …) |
@@ -139,7 +139,8 @@ class PsychApi:
     def psych_consent(self, request, case_no):
         principal = self._authenticate(request)
         if principal.role not in (*OVERSIGHT, COUNSELLOR_ROLE):
-            if principal.kind != "staff" or not views.may_read_case(principal, self._call("intake", "get_case", case_no)):
+            case = self._call("intake", "get_case", case_no) if principal.kind == "staff" else None
+            if case is None or not views.may_read_case(principal, case):
                 raise Forbidden("you may not record consent for this case")
         return self._call("psych", "record_consent", case_no, read_json(request), _actor(principal))
 

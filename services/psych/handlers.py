@@ -638,9 +638,10 @@ def update_counsellor(uow, counsellor_id: str, changes: Mapping, actor: Mapping)
     if actor.get("role") == sessions.COUNSELLOR_ROLE:
         if actor.get("directory_id") != counsellor_id:
             raise Forbidden("a counsellor may change only their own record")
-        if set(changes) - {"availability"}:
+        others = set(changes) - {"availability"}
+        if others:
             raise Forbidden("a counsellor may change only their availability",
-                            {name: ["only the coordinator may change this"] for name in set(changes) - {"availability"}})
+                            {name: ["only the coordinator may change this"] for name in others})
     row, changed = roster.update(uow.session, counsellor_id, changes, uow.now)
     if changed and not row.active:
         _release_offers(uow, counsellor_id, actor_label(actor), "咨询师已停用")

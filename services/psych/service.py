@@ -23,7 +23,8 @@ class ConfiguredTimer(Timer):
         super().__init__(interval=default, **kwargs)
 
     def setup(self):
-        self.interval = float(self.container.config.get(self.setting) or settings.get_float(self.setting, self.interval))
+        configured = self.container.config.get(self.setting)
+        self.interval = float(configured or settings.get_float(self.setting, self.interval))
 
 
 class PsychService(HealthMixin):

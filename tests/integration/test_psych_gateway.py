@@ -117,7 +117,8 @@ def _assigned_case_with_a_session(env):
     second = env.offers(CASE)[1]
     assert second.counsellor_id == "PC-9002"
     writer = env.token("counsellor", "PC-9002")
-    for someone in ("operator", coordinator(env), env.token("counsellor", "PC-9003"), env.token("counsellor", "PC-9001")):
+    for someone in ("operator", coordinator(env), env.token("counsellor", "PC-9003"),
+                    env.token("counsellor", "PC-9001")):
         assert env.post(f"/api/v1/psych/offers/{second.id}/accept", someone).status_code == 403
     accepted = env.post(f"/api/v1/psych/offers/{second.id}/accept", writer)
     assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
