@@ -468,7 +468,11 @@ def record_consent(uow, case_no: str, body: Mapping, actor: Mapping) -> dict:
         _withdraw_open(uow, request, label, offers.CONSENT_REFUSALS.get(request.consent, "当事人未同意"))
     if request.status in ("await_consent", "offered"):
         advance(uow, request, actor=label)
-    return case_view(session, case_no, actor, uow.now)
+    if _may_see_case(session, request, actor):
+        return case_view(session, case_no, actor, uow.now)
+    # e.g. the case's mediator: allowed to record consent, not to read the psych record
+    return {"case_no": case_no, "status": request.status, "urgent": request.urgent,
+            "consent": {"state": request.consent, "by": request.consent_by, "at": _iso(request.consent_at)}}
 
 
 def answer_offer(uow, offer_id: str, accepted: bool, body: Mapping, actor: Mapping) -> dict:

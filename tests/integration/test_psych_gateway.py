@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import select, text
 
@@ -194,3 +195,27 @@ def test_an_outcome_closes_the_case_and_mediation_hears_it(env):
     actions = [h["action"] for h in view["history"]]
     assert actions[:4] == ["requested", "offered", "offer_declined", "offered"]
     assert {"offer_accepted", "session_recorded"} <= set(actions)
+
+
+class IntakeStub:
+    """Intake's case view, as far as the gateway needs it to know who may act on the case."""
+    name = "intake"
+
+    @rpc
+    def get_case(self, case_no):
+        return {"case_no": case_no, "township": "371324-003", "handlers": ["M-0001"], "sources": []}
+
+
+def test_the_case_mediator_may_record_consent_and_another_mediator_may_not(env, container_factory):
+    container_factory(IntakeStub, env.config).start()
+    with entrypoint_waiter(env.containers["psych"][0], "on_psych_requested", timeout=15):
+        env.publish("psych_requested", psych_requested(CASE, consent="pending"))
+    body = {"state": "given", "note": "调解时当事人同意心理疏导", "preferences": {"gender": "female"}}
+    assert env.post(f"/api/v1/psych/cases/{CASE}/consent", env.token("mediator", "M-0002"), body).status_code == 403
+    assert env.post(f"/api/v1/psych/cases/{CASE}/consent", env.token("counsellor", "PC-9001"), body).status_code == 403
+    recorded = env.post(f"/api/v1/psych/cases/{CASE}/consent", env.token("mediator", "M-0001"), body)
+    assert recorded.status_code == 200, recorded.text
+    assert env.request(CASE).consent == "given" and env.request(CASE).status == "offered"
+    assert env.request(CASE).profile["preferred_gender"] == "female"
+    invalid = env.post(f"/api/v1/psych/cases/{CASE}/consent", coordinator(env), {"state": "maybe"})
+    assert invalid.status_code == 400 and "state" in invalid.json()["fields"]
