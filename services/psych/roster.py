@@ -232,12 +232,13 @@ def next_id(session) -> str:
 
 
 def create(session, body: Mapping, now: datetime) -> CounsellorRow:
+    version = bump_version(session)  # first: it also makes concurrent creates take turns for the next id
     body = dict(body)
     body.setdefault("id", next_id(session))
     if isinstance(body["id"], str) and session.get(CounsellorRow, body["id"]) is not None:
         raise Conflict(f"counsellor {body['id']} already exists", {"id": ["already exists"]})
     record = normalise(body, None, now=now)
-    return _save(session, record, now, bump_version(session))
+    return _save(session, record, now, version)
 
 
 def get_row(session, counsellor_id: str, *, lock: bool = False) -> CounsellorRow:
