@@ -37,6 +37,7 @@ def load_reference() -> list[str]:
     lines.append(f"directory {'loaded' if changed else 'unchanged'}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 
     accounts = json.loads((REFERENCE_DATA / "accounts.json").read_text(encoding="utf-8"))
+    accounts += psych.staff_accounts()  # the counsellors' and the psych coordinator's logins
     created = load_accounts(accounts, gateway_db())
     lines.append(f"staff accounts: {created} created, {len(accounts) - created} already there")
 

@@ -159,6 +159,13 @@ class ExtensionDecided(_CaseFacts):
     deadline = fields.AwareDateTime(allow_none=True)
 
 
+class PsychPreferences(Wire):
+    """The party's wishes about the counsellor, when stated."""
+    gender = fields.String(allow_none=True)  # female | male
+    age_min = fields.Integer(allow_none=True)
+    age_max = fields.Integer(allow_none=True)
+
+
 class PsychRequested(Wire):
     case_no = fields.String(required=True)
     urgent = fields.Boolean(load_default=False)
@@ -170,3 +177,6 @@ class PsychRequested(Wire):
     consent = fields.String(required=True)  # given | refused | unknown
     emergency_reason = fields.String(allow_none=True)
     parties = fields.List(fields.Nested(Person), load_default=list)
+    party_hashes = fields.List(fields.String(), load_default=list)  # privacy.keyed_hash of phones / ID numbers
+    preferences = fields.Nested(PsychPreferences, allow_none=True)
+    requested_by = fields.String(allow_none=True)  # the staff member who asked, if not routing

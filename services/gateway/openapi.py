@@ -69,6 +69,9 @@ def openapi_document() -> dict:
 
     for path, operations in notify_paths(_errors).items():
         spec.path(path=path, operations=operations)
+    from services.gateway.api_psych import add_openapi as add_psych
+
+    add_psych(spec, _errors)
     return spec.to_dict()
 
 

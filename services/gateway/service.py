@@ -8,10 +8,11 @@ from services.gateway.api_cases import CasesApi
 from services.gateway.api_core import CoreApi
 from services.gateway.api_intake import IntakeApi
 from services.gateway.api_notify import NotifyApi
+from services.gateway.api_psych import PsychApi
 from services.gateway.api_reference import ReferenceApi
 from services.gateway.api_reports import ReportsApi
 from services.gateway.base import GatewayBase
 
 
-class GatewayService(CoreApi, IntakeApi, CasesApi, ReportsApi, ReferenceApi, NotifyApi, GatewayBase):
+class GatewayService(CoreApi, IntakeApi, CasesApi, ReportsApi, ReferenceApi, NotifyApi, PsychApi, GatewayBase):
     name = "gateway"

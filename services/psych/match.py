@@ -327,16 +327,18 @@ def validate_record(record: Mapping, *, townships: Mapping[str, Township],
 
 def _checked(record: Mapping, townships: Mapping[str, Township],
              rules: MatchingRules) -> tuple[Counsellor | None, dict[str, list[str]]]:
+    """The parsed counsellor (None if it cannot be parsed) and every problem found, all at once."""
     try:
-        counsellor = Counsellor.from_record(record)
+        counsellor, problems = Counsellor.from_record(record), {}
     except InvalidRecord as invalid:
-        return None, invalid.fields
-    problems: dict[str, list[str]] = {}
-    if counsellor.township_code not in townships:
+        counsellor, problems = None, dict(invalid.fields)
+    if isinstance(record.get("township_code"), str) and record["township_code"] not in townships:
         problems["township_code"] = ["unknown township code"]
-    unknown = sorted(counsellor.specialities - set(rules.specialities))
-    if unknown or not counsellor.specialities:
-        problems["specialities"] = [f"unknown: {unknown}" if unknown else "at least one"]
+    specialities = record.get("specialities")
+    if isinstance(specialities, list):
+        unknown = sorted(set(specialities) - set(rules.specialities))
+        if unknown or not specialities:
+            problems["specialities"] = [f"unknown: {unknown}" if unknown else "at least one"]
     return counsellor, problems
 
 
@@ -674,6 +676,19 @@ def match(profile: CaseProfile, pool: Pool, now: datetime, *, load: Mapping[str,
                       reasons=query.reasons(pool._records[cid], parts, availability),
                       available_from=now + timedelta(minutes=availability[0]))
             for score, cid, parts, availability in feasible[:limit]]
+
+
+def check(profile: CaseProfile, pool: Pool, now: datetime, counsellor_id: str, *,
+          load: Mapping[str, int] | None = None, config: MatchingRules | None = None) -> str | None:
+    """The first hard constraint (a HARD_CONSTRAINTS code) one counsellor fails for the case, or None.
+
+    For the service's second look at someone already chosen: a case turning urgent while
+    an offer is open, or a coordinator naming a counsellor by hand.
+    """
+    counsellor = pool.get(counsellor_id)
+    if counsellor is None:
+        raise KeyError(counsellor_id)
+    return _Query(profile, pool, now, config or pool.rules, load, ()).failure(counsellor)[0]
 
 
 def _window_text(window: timedelta) -> str:
