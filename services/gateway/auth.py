@@ -14,7 +14,7 @@ import bcrypt
 import jwt
 
 ROLES = ("operator", "source", "county_supervisor", "psych_coordinator", "township_head", "mediator",
-         "counsellor", "grid_worker", "receptionist", "citizen")
+         "counsellor", "grid_worker", "receptionist", "unit_liaison", "citizen")
 TOKEN_TTL = timedelta(hours=8)
 
 

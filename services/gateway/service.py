@@ -8,8 +8,9 @@ from services.gateway.api_cases import CasesApi
 from services.gateway.api_core import CoreApi
 from services.gateway.api_intake import IntakeApi
 from services.gateway.api_reference import ReferenceApi
+from services.gateway.api_routing import RoutingApi
 from services.gateway.base import GatewayBase
 
 
-class GatewayService(CoreApi, IntakeApi, CasesApi, ReferenceApi, GatewayBase):
+class GatewayService(CoreApi, IntakeApi, CasesApi, ReferenceApi, RoutingApi, GatewayBase):
     name = "gateway"

@@ -344,6 +344,8 @@ def choose_mediators(uow, case_no: str, mediator_ids, actor: dict) -> dict:
         unit = directory.unit(prior.unit)
         raise Conflict(f"归口案件由{unit.name if unit else prior.unit}指派承办人员, 不适用点将",
                        {"mechanism": [prior.mechanism]})
+    if tuple(dict.fromkeys(mediator_ids)) == prior.mediators:  # a retried request changes nothing
+        return _choice_answer(case_no, latest.attempt, latest.decision, directory, unchanged=True)
     accepted, refused = validate_choice(facts, mediator_ids, directory,
                                         mediator_load(session, excluding_case=case_no), level=prior.level,
                                         exclude_mediators=state.returned_mediators, rules=rules)
@@ -352,8 +354,6 @@ def choose_mediators(uow, case_no: str, mediator_ids, actor: dict) -> dict:
         error = Invalid if unknown else Conflict
         raise error("选择未被接受: " + "; ".join(f"{i}: {why}" for i, why in refused.items()),
                     {i: [why] for i, why in refused.items()})
-    if tuple(accepted) == prior.mediators:
-        return _choice_answer(case_no, latest.attempt, latest.decision, directory, unchanged=True)
     lead = directory.mediator(accepted[0])
     level = max(prior.level, SEAT_LEVEL[lead.level], key=LEVELS.index)
     if lead.level == "county":

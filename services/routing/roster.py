@@ -345,7 +345,8 @@ def _natural_staff_id(directory: Directory, record: dict) -> str:
         return f"RC-{suffix}-{desks + 1}"
     if role == "county_supervisor":
         return f"CS-{len(directory.staff(role='county_supervisor', active_only=False)) + 1}"
-    return f"UL-{record['unit'][2:]}-1"
+    liaisons = len(directory.staff(role="unit_liaison", unit=record["unit"], active_only=False))
+    return f"UL-{record['unit'][2:]}-{liaisons + 1}"
 
 
 def username_of(person: dict) -> str:

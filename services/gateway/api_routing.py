@@ -1,0 +1,210 @@
+"""Routing at the edge: the mediators' roster (超市), the parties' choice (点将), classification,
+a case's routing history, and staff edits of the directory.
+
+Who may do what:
+- read the roster, classify a text: any authenticated caller;
+- choose mediators for a case: the party (a citizen principal holding the case), or on their
+  behalf the operator, a county supervisor, or the township head / receptionist of the case's
+  township;
+- a case's routing history: the staff who may read the case;
+- edit rosters: the operator and county supervisors; township heads for the township and
+  village mediators and the grid workers of their own township (routing checks the scope).
+A person added to the directory gets a staff account (username = the id in lower case for
+mediators and grid workers), with the initial staff password and must change it at first
+login; deactivating someone deactivates their account.
+"""
+from __future__ import annotations
+
+from eventlet import tpool
+from sqlalchemy import select
+
+from services.common import config as settings
+from services.common.web import api
+from services.contracts.errors import Forbidden, Invalid
+from services.gateway import auth, views
+from services.gateway.base import read_json
+from services.gateway.models import StaffAccount
+
+EDITORS = ("operator", "county_supervisor", "township_head")
+CHOOSERS = ("operator", "county_supervisor", "township_head", "receptionist")
+ROUTING_READERS = ("operator", "county_supervisor", "psych_coordinator", "township_head", "receptionist",
+                   "mediator", "grid_worker")
+ROSTER_FILTERS = ("specialty", "level", "township", "village")
+
+
+def actor_of(principal: auth.Principal) -> dict:
+    return {"id": principal.id, "role": principal.role, "kind": principal.kind, "township": principal.township,
+            "directory_id": principal.directory_id}
+
+
+def _flag(request, name: str) -> bool | None:
+    value = request.args.get(name)
+    if value in (None, ""):
+        return None
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise Invalid(f"{name} must be true or false", {name: ["true or false"]})
+
+
+class RoutingApi:
+    # --- the roster, published (超市) --------------------------------------------------------
+
+    @api("GET", "/api/v1/mediators")
+    def mediators(self, request):
+        """?specialty=婚姻家庭&level=village|township|county&township=…&village=…&available=true"""
+        self._authenticate(request)
+        filters = {name: request.args.get(name) for name in ROSTER_FILTERS if request.args.get(name)}
+        return self._call("routing", "mediators", available=_flag(request, "available"), **filters)
+
+    @api("GET", "/api/v1/mediators/<mediator_id>")
+    def mediator(self, request, mediator_id):
+        self._authenticate(request)
+        return self._call("routing", "mediator", mediator_id)
+
+    # --- the parties' choice (点将) -------------------------------------------------------------
+
+    @api("POST", "/api/v1/cases/<case_no>/mediator")
+    def choose_mediator(self, request, case_no):
+        """{"mediators": ["MT-009-1", "MV-009-004-1"]} (the first leads) or {"mediator": "MT-009-1"}."""
+        principal = self._authenticate(request)
+        body = read_json(request)
+        chosen = body.get("mediators", body.get("mediator"))
+        if chosen is None:
+            raise Invalid("name the mediator(s) chosen", {"mediators": ["required: a list of mediator ids"]})
+        self._may_choose(principal, case_no)
+        return self._call("routing", "choose_mediators", case_no, chosen, actor_of(principal))
+
+    def _may_choose(self, principal: auth.Principal, case_no: str) -> None:
+        if principal.kind == "citizen":
+            if case_no not in principal.cases:
+                raise Forbidden("you may choose mediators only for your own case")
+            return
+        if principal.role not in CHOOSERS:
+            raise Forbidden(f"a {principal.role} may not choose mediators for the parties")
+        if principal.role in ("township_head", "receptionist"):
+            if not views.may_read_case(principal, self._call("intake", "get_case", case_no)):
+                raise Forbidden("this case is not in your township")
+
+    @api("GET", "/api/v1/cases/<case_no>/routing")
+    def case_routing(self, request, case_no):
+        """Every routing of the case: level, mechanism, unit, mediators, reasons, how it ended."""
+        principal = self._authenticate(request)
+        if principal.role not in ROUTING_READERS:
+            raise Forbidden("staff only")
+        if principal.role not in views.STAFF_READ_ALL:
+            if not views.may_read_case(principal, self._call("intake", "get_case", case_no)):
+                raise Forbidden("you may not read this case")
+        return self._call("routing", "case_routing", case_no)
+
+    # --- classification ---------------------------------------------------------------------------
+
+    @api("POST", "/api/v1/classify")
+    def classify(self, request):
+        """{"text", "title"?, "channel"?, "township"?, "village"?, "people_count"?} -> what `lanling classify` says."""
+        self._authenticate(request)
+        return self._call("routing", "classify", read_json(request))
+
+    # --- roster edits -----------------------------------------------------------------------------
+
+    @api("POST", "/api/v1/mediators")
+    def create_mediator(self, request):
+        return self._edit(request, "mediators", "create")
+
+    @api("PATCH", "/api/v1/mediators/<mediator_id>")
+    def update_mediator(self, request, mediator_id):
+        return self._edit(request, "mediators", "update", mediator_id)
+
+    @api("POST", "/api/v1/mediators/<mediator_id>/deactivate")
+    def deactivate_mediator(self, request, mediator_id):
+        return self._edit(request, "mediators", "deactivate", mediator_id)
+
+    @api("POST", "/api/v1/grid-workers")
+    def create_grid_worker(self, request):
+        """A new grid worker for a grid; the grid's current worker is deactivated."""
+        return self._edit(request, "grid_workers", "create")
+
+    @api("PATCH", "/api/v1/grid-workers/<worker_id>")
+    def update_grid_worker(self, request, worker_id):
+        return self._edit(request, "grid_workers", "update", worker_id)
+
+    @api("POST", "/api/v1/units")
+    def create_unit(self, request):
+        return self._edit(request, "units", "create")
+
+    @api("PATCH", "/api/v1/units/<code>")
+    def update_unit(self, request, code):
+        return self._edit(request, "units", "update", code)
+
+    @api("GET", "/api/v1/staff")
+    def staff(self, request):
+        """?role=…&township=… Township heads, county supervisors, receptionists, unit liaisons (contacts masked)."""
+        self._editor(request)
+        return self._call("routing", "staff", role=request.args.get("role"), township=request.args.get("township"))
+
+    @api("POST", "/api/v1/staff")
+    def create_staff(self, request):
+        return self._edit(request, "staff", "create")
+
+    @api("PATCH", "/api/v1/staff/<staff_id>")
+    def update_staff(self, request, staff_id):
+        return self._edit(request, "staff", "update", staff_id)
+
+    @api("POST", "/api/v1/staff/<staff_id>/deactivate")
+    def deactivate_staff(self, request, staff_id):
+        return self._edit(request, "staff", "deactivate", staff_id)
+
+    @api("GET", "/api/v1/directory/changes")
+    def directory_changes(self, request):
+        """?kind=mediators&key=MT-005-3&limit=100: who changed the directory, when, why; newest first."""
+        self._editor(request)
+        try:
+            limit = int(request.args.get("limit", 100))
+        except ValueError:
+            raise Invalid("limit must be a whole number", {"limit": ["a whole number"]}) from None
+        return self._call("routing", "directory_changes", kind=request.args.get("kind"),
+                          key=request.args.get("key"), limit=limit)
+
+    def _editor(self, request) -> auth.Principal:
+        principal = self._authenticate(request)
+        if principal.role not in EDITORS:
+            raise Forbidden("only county supervisors and township heads maintain the directory")
+        return principal
+
+    def _edit(self, request, kind: str, action: str, key: str | None = None):
+        principal = self._editor(request)
+        body = read_json(request) if action != "deactivate" or request.get_data(cache=True) else {}
+        reason = body.pop("reason", None) if isinstance(body, dict) else None
+        answer = self._call("routing", "edit_directory", actor_of(principal), kind, action, key,
+                            None if action == "deactivate" else body, reason)
+        answer["accounts"] = self._sync_accounts(answer.get("accounts") or [])
+        return (201 if action == "create" else 200), answer
+
+    def _sync_accounts(self, accounts: list[dict]) -> list[dict]:
+        """Create or update the identities of the people an edit touched (gateway's own table)."""
+        if not accounts:
+            return []
+        usernames = [account["username"] for account in accounts]
+        with self.db.reading() as session:
+            known = set(session.scalars(select(StaffAccount.username).where(StaffAccount.username.in_(usernames))))
+        password_hash = None
+        if any(a["active"] and a["username"] not in known for a in accounts):  # bcrypt is slow: off the hub
+            password_hash = tpool.execute(auth.hash_password, settings.secret("LANLING_STAFF_INITIAL_PASSWORD"))
+        synced = []
+        with self.db.transaction() as uow:
+            for account in accounts:
+                row = uow.session.get(StaffAccount, account["username"])
+                if row is None and (not account["active"] or password_hash is None):
+                    continue
+                state = "updated"
+                if row is None:
+                    row = StaffAccount(username=account["username"], password_hash=password_hash,
+                                       must_change_password=True, created_at=uow.now)
+                    uow.session.add(row)
+                    state = "created"
+                row.role, row.directory_id, row.township = account["role"], account["directory_id"], account["township"]
+                row.display_name, row.active = account["display_name"], account["active"]
+                synced.append({"username": account["username"], "role": account["role"],
+                               "active": account["active"], "account": state})
+        return synced
