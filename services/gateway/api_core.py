@@ -44,17 +44,18 @@ class CoreApi:
             raise Invalid("username and password are required", {
                 name: ["required string"] for name in ("username", "password") if not isinstance(body.get(name), str)
             })
-        with self.db.reading() as session:
+        with self.db.reading() as session:  # read it inside: reading() expires the rows when it ends
             account = session.get(StaffAccount, username)
-        if account is None or not account.active or not auth.check_password(password, account.password_hash):
-            raise Unauthorized("unknown username or wrong password")
-        principal = auth.Principal(kind="staff", id=account.username, role=account.role,
-                                   township=account.township, directory_id=account.directory_id)
+            if account is None or not account.active or not auth.check_password(password, account.password_hash):
+                raise Unauthorized("unknown username or wrong password")
+            principal = auth.Principal(kind="staff", id=account.username, role=account.role,
+                                       township=account.township, directory_id=account.directory_id)
+            must_change_password = account.must_change_password
         now = self._now()
         token = auth.issue_token(principal, settings.secret("LANLING_TOKEN_SECRET"), now)
         return {
             "token": token,
             "expires_at": (now + auth.TOKEN_TTL).astimezone(timezone.utc).isoformat(),
-            "role": account.role,
-            "must_change_password": account.must_change_password,
+            "role": principal.role,
+            "must_change_password": must_change_password,
         }
