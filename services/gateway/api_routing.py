@@ -208,3 +208,87 @@ class RoutingApi:
                 synced.append({"username": account["username"], "role": account["role"],
                                "active": account["active"], "account": state})
         return synced
+
+
+# --- the OpenAPI description of these endpoints and of api_reference.py's ---------------------------
+
+
+def _operation(summary: str, errors=(400, 401, 403, 503), *, body: dict | None = None, query=(), path=(),
+               auth=("apiKey", "bearer"), ok: str = "200") -> dict:
+    operation = {
+        "summary": summary,
+        "security": [{scheme: []} for scheme in auth],
+        "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in path]
+        + [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in query],
+        "responses": {ok: {"description": "ok"}, **{str(code): {"description": "error", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}} for code in errors}},
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+def _object(**properties) -> dict:
+    return {"type": "object", "properties": {name: {"type": kind} for name, kind in properties.items()}}
+
+
+def openapi_paths() -> dict[str, dict]:
+    edit = _object(reason="string")
+    return {
+        "/api/v1/reference/townships": {"get": _operation("The 18 townships and streets: code, name, centre")},
+        "/api/v1/reference/villages": {"get": _operation("Villages, by township", query=("township",))},
+        "/api/v1/reference/grids": {"get": _operation(
+            "Grids with their code and grid worker's id, by township or village", query=("township", "village"))},
+        "/api/v1/reference/centres": {"get": _operation("Mediation centres (code, name) and the county rooms")},
+        "/api/v1/reference/units": {"get": _operation("Units and the dispute types they own (归口) or join (联动)")},
+        "/api/v1/mediators": {
+            "get": _operation("The published roster (超市), no phones",
+                              query=("specialty", "level", "township", "village", "available")),
+            "post": _operation("Add a mediator (county supervisor; township head in their township)",
+                               (400, 401, 403, 409, 503), body=_object(
+                                   name="string", phone="string", level="string", township="string",
+                                   village="string", room="string", specialties="array", full_time="boolean",
+                                   capacity="integer", recusal_villages="array", background="string"),
+                               auth=("bearer",), ok="201")},
+        "/api/v1/mediators/{mediator_id}": {
+            "get": _operation("One mediator of the roster", (401, 404, 503), path=("mediator_id",)),
+            "patch": _operation("Change a mediator (only the fields given)", (400, 401, 403, 404, 503),
+                                body=_object(), path=("mediator_id",), auth=("bearer",))},
+        "/api/v1/mediators/{mediator_id}/deactivate": {"post": _operation(
+            "Deactivate a mediator, with a reason", (400, 401, 403, 404, 503), body=edit, path=("mediator_id",),
+            auth=("bearer",))},
+        "/api/v1/grid-workers": {"post": _operation(
+            "A new grid worker for a grid; the grid's current worker is deactivated", (400, 401, 403, 503),
+            body=_object(grid="string", name="string", phone="string"), auth=("bearer",), ok="201")},
+        "/api/v1/grid-workers/{worker_id}": {"patch": _operation(
+            "Change a grid worker's name or phone", (400, 401, 403, 404, 503), body=_object(), path=("worker_id",),
+            auth=("bearer",))},
+        "/api/v1/units": {"post": _operation("Add a unit", (400, 401, 403, 409, 503), body=_object(
+            code="string", name="string", kind="string", dispute_types="array", co_handles="array",
+            gov_categories="array", phone="string"), auth=("bearer",), ok="201")},
+        "/api/v1/units/{code}": {"patch": _operation("Change a unit; a dispute type has one owner",
+                                                     (400, 401, 403, 404, 409, 503), body=_object(), path=("code",),
+                                                     auth=("bearer",))},
+        "/api/v1/staff": {
+            "get": _operation("Township heads, county supervisors, receptionists, unit liaisons (masked)",
+                              query=("role", "township"), auth=("bearer",)),
+            "post": _operation("Add a staff member", (400, 401, 403, 503), body=_object(
+                role="string", name="string", phone="string", email="string", township="string", centre="string",
+                unit="string"), auth=("bearer",), ok="201")},
+        "/api/v1/staff/{staff_id}": {"patch": _operation("Change a staff member", (400, 401, 403, 404, 503),
+                                                         body=_object(), path=("staff_id",), auth=("bearer",))},
+        "/api/v1/staff/{staff_id}/deactivate": {"post": _operation(
+            "Deactivate a staff member, with a reason", (400, 401, 403, 404, 503), body=edit, path=("staff_id",),
+            auth=("bearer",))},
+        "/api/v1/directory/changes": {"get": _operation("The audit of directory edits, newest first",
+                                                        query=("kind", "key", "limit"), auth=("bearer",))},
+        "/api/v1/cases/{case_no}/mediator": {"post": _operation(
+            "The parties' choice of mediator(s) (点将, 一对一 or 多对一); 409 names each refused mediator",
+            (400, 401, 403, 404, 409, 503), body=_object(mediators="array", mediator="string"), path=("case_no",))},
+        "/api/v1/cases/{case_no}/routing": {"get": _operation(
+            "Every routing of the case with its reasons (staff)", (401, 403, 404, 503), path=("case_no",))},
+        "/api/v1/classify": {"post": _operation(
+            "Classify a text and say where it would go, as `lanling classify` does", body=_object(
+                text="string", title="string", channel="string", township="string", village="string",
+                people_count="integer"))},
+    }

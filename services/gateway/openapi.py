@@ -64,4 +64,8 @@ def openapi_document() -> dict:
             "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}}}},
         "responses": {"200": {"description": "token"}, **_errors(400, 401)},
     }})
+    from services.gateway.api_routing import openapi_paths
+
+    for path, operations in openapi_paths().items():
+        spec.path(path=path, operations=operations)
     return spec.to_dict()
