@@ -244,13 +244,10 @@ def route_new_case(uow, case: dict) -> dict | None:
 
 def reroute_returned(uow, data: dict) -> dict | None:
     """退单: route again at the same level, to someone who has not held the case before."""
-    session = uow.session
-    state, latest = _latest(session, data["case_no"])
-    if state.status != "open":
-        log.warning("case %s was returned after it ended (%s); nothing to route", state.case_no, state.status)
+    found = _still_open(uow.session, data, "a return")
+    if found is None:
         return None
-    directory = current_directory(session)
-    facts, classification, prior = _stored(latest)
+    state, latest, directory, facts, classification, prior = found
     returned = set(prior.mediators) | set(data.get("exclude_mediators") or [])
     if directory.mediator(data.get("returned_by")):
         returned.add(data["returned_by"])
@@ -264,28 +261,18 @@ def reroute_returned(uow, data: dict) -> dict | None:
         step = escalate("grid", facts, directory)
         at_level, room = step.level, step.room
         lead += ["网格员无法现场调处, 改由上一级办理", *step.reasons]
-    exclude = returned | set(state.handled_by) | set(state.returned_mediators)
-    if exclude:
-        lead.append("不再指派: " + "、".join(sorted(exclude)))
-    decision = decide_staffed(facts, classification, directory, exclude_mediators=exclude,
-                              exclude_units=returned_units, at_level=at_level, room=room,
-                              load=mediator_load(session, excluding_case=state.case_no))
-    _end(latest, "returned", data.get("reason"), uow.now)
     state.returned_mediators = sorted(set(state.returned_mediators) | returned)
     state.returned_units = sorted(returned_units)
-    return _route(uow, facts, classification, decision, attempt=latest.attempt + 1, trigger="returned",
-                  lead_reasons=lead)
+    return _route_again(uow, found, "returned", data.get("reason"), lead, "不再指派: ", at_level=at_level, room=room,
+                        exclude=returned)
 
 
 def escalate_case(uow, data: dict) -> dict | None:
     """上报: one level up the chain, to people who have not held the case, with its history."""
-    session = uow.session
-    state, latest = _latest(session, data["case_no"])
-    if state.status != "open":
-        log.warning("escalation of case %s after it ended (%s) ignored", state.case_no, state.status)
+    found = _still_open(uow.session, data, "an escalation")
+    if found is None:
         return None
-    directory = current_directory(session)
-    facts, classification, prior = _stored(latest)
+    state, latest, directory, facts, _classification, prior = found
     from_level = data.get("from_level") if data.get("from_level") in LEVELS else prior.level
     try:
         step = escalate(from_level, facts, directory)
@@ -294,15 +281,34 @@ def escalate_case(uow, data: dict) -> dict | None:
         return None
     lead = [f"上报: {LEVEL_NAMES[from_level]}调解未果 (第{latest.attempt}次分派), 理由: {data.get('reason') or '未说明'}",
             *step.reasons]
-    exclude = set(state.handled_by) | set(state.returned_mediators) | set(data.get("exclude_mediators") or [])
+    return _route_again(uow, found, "escalated", data.get("reason"), lead, "此前办理人员不再指派: ",
+                        at_level=step.level, room=step.room, exclude=set(data.get("exclude_mediators") or []),
+                        escalated_from=from_level)
+
+
+def _still_open(session, data: dict, what: str):
+    """(state, latest decision, directory, facts, classification, prior decision) of the case an
+    event is about, or None once the case has ended."""
+    state, latest = _latest(session, data["case_no"])
+    if state.status != "open":
+        log.warning("%s of case %s after it ended (%s) ignored", what, state.case_no, state.status)
+        return None
+    return (state, latest, current_directory(session), *_stored(latest))
+
+
+def _route_again(uow, found, trigger: str, reason: str | None, lead: list[str], excluded_note: str, *,
+                 at_level: str, room: str | None, exclude: set[str], escalated_from: str | None = None) -> dict:
+    """A returned or escalated case: never to anyone who held it or returned it before."""
+    state, latest, directory, facts, classification, _prior = found
+    exclude = exclude | set(state.handled_by) | set(state.returned_mediators)
     if exclude:
-        lead.append("此前办理人员不再指派: " + "、".join(sorted(exclude)))
+        lead.append(excluded_note + "、".join(sorted(exclude)))
     decision = decide_staffed(facts, classification, directory, exclude_mediators=exclude,
-                              exclude_units=state.returned_units, at_level=step.level, room=step.room,
-                              load=mediator_load(session, excluding_case=state.case_no))
-    _end(latest, "escalated", data.get("reason"), uow.now)
-    return _route(uow, facts, classification, decision, attempt=latest.attempt + 1, trigger="escalated",
-                  lead_reasons=lead, escalated_from=from_level)
+                              exclude_units=state.returned_units, at_level=at_level, room=room,
+                              load=mediator_load(uow.session, excluding_case=state.case_no))
+    _end(latest, trigger, reason, uow.now)
+    return _route(uow, facts, classification, decision, attempt=latest.attempt + 1, trigger=trigger,
+                  lead_reasons=lead, escalated_from=escalated_from)
 
 
 def case_ended(uow, data: dict, status: str) -> None:
