@@ -41,8 +41,8 @@ MEDIATOR_REACH = {"village": "work_area", "township": "township", "county": "cou
 
 # Facts a rule may test; numeric ones take the _at_least / _at_most suffixes.
 VALUE_FACTS = ("dispute_type", "gov_category", "channel", "app_section", "petition_form", "mechanism")
-FLAG_FACTS = ("major", "urgent", "mass_risk", "extreme_risk", "repeat", "psych_needed", "township_known",
-              "village_known",
+FLAG_FACTS = ("major", "urgent", "party_dispute", "mass_risk", "extreme_risk", "repeat", "psych_needed",
+              "township_known", "village_known",
               "grid_known", "walkin_at_county", "cross_department", "department_owned")
 # people: the submission form's count when it gives one, else the count read in the text;
 # reported_people: the form's count only (texts give estate sizes, "小区2584户", not complainants).
@@ -348,6 +348,7 @@ def _facts(case: CaseFacts, classification: Classification, place: Place, direct
         "mechanism": None,
         "major": False,
         "urgent": case.urgent,
+        "party_dispute": classification.dispute_type != "其他",
         "mass_risk": severity.mass_risk,
         "extreme_risk": severity.extreme_risk,
         "repeat": severity.repeat_complaint or case.repeat_of_party,

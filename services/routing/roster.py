@@ -300,7 +300,8 @@ def _unit(directory: Directory, action: str, before: dict | None, values: dict) 
         owner = directory.owner_of(dispute_type)
         if owner is not None and owner.code != record["code"]:
             raise Conflict(f"{dispute_type} is already owned by {owner.name} ({owner.code}); each dispute type has "
-                           "one lead unit: take it from that unit first", {"dispute_types": [f"{dispute_type}: owned by {owner.code}"]})
+                           "one lead unit: take it from that unit first",
+                           {"dispute_types": [f"{dispute_type}: owned by {owner.code}"]})
     record = _ordered(Unit, record)
     return Edit("units", record["code"], action, {"units": [record]}, before, record)
 

@@ -82,7 +82,8 @@ def publish(config_):
     publisher.declare_topology(config_["RETRY_DELAYS_MS"])
 
     def send(event_type: str, data: dict):
-        event, body = new_event(event_type, data, correlation_id=data["case_no"], occurred_at=datetime.now(timezone.utc))
+        event, body = new_event(event_type, data, correlation_id=data["case_no"],
+                                occurred_at=datetime.now(timezone.utc))
         publisher.publish([Outgoing(exchange=f"{event.producer}.events", routing_key=event_type, body=body,
                                     message_id=event.event_id, correlation_id=data["case_no"])])
 
@@ -205,7 +206,8 @@ def test_the_parties_choice_through_the_api(gateway, publish):
     citizen = gateway.token("citizen", "citizen", kind="citizen", cases=[case_no])
 
     with entrypoint_waiter(gateway.mediation, "on_case_routed", timeout=20):
-        answer = gateway.call("POST", f"/cases/{case_no}/mediator", citizen, json={"mediators": ["MT-009-3", "MT-009-1"]})
+        answer = gateway.call("POST", f"/cases/{case_no}/mediator", citizen,
+                              json={"mediators": ["MT-009-3", "MT-009-1"]})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["status"] == "honoured" and body["mediator"]["id"] == "MT-009-3"
@@ -221,10 +223,12 @@ def test_the_parties_choice_through_the_api(gateway, publish):
     other = gateway.token("citizen", "citizen", kind="citizen", cases=["371324-20261130-000999"])
     assert gateway.call("POST", f"/cases/{case_no}/mediator", other, json={"mediator": "MT-009-2"}).status_code == 403
     mediator = gateway.token("mediator", "mt-009-2")
-    assert gateway.call("POST", f"/cases/{case_no}/mediator", mediator, json={"mediator": "MT-009-2"}).status_code == 403
+    assert gateway.call("POST", f"/cases/{case_no}/mediator", mediator,
+                        json={"mediator": "MT-009-2"}).status_code == 403
     desk = gateway.token("receptionist", "reception-009-1", township=TOWNSHIP)  # on the party's behalf
     with entrypoint_waiter(gateway.mediation, "on_case_routed", timeout=20):
-        assert gateway.call("POST", f"/cases/{case_no}/mediator", desk, json={"mediator": "MT-009-2"}).status_code == 200
+        chosen = gateway.call("POST", f"/cases/{case_no}/mediator", desk, json={"mediator": "MT-009-2"})
+    assert chosen.status_code == 200, chosen.text
     history = gateway.call("GET", f"/cases/{case_no}/routing").json()["attempts"]
     assert [a["trigger"] for a in history] == ["received", "party_choice", "party_choice"]
 

@@ -105,7 +105,8 @@ def test_units_keep_one_owner_per_dispute_type():
         "code": "U-TAX", "name": "县税务局", "kind": "department", "phone": "0539-0099999"})
     assert changed.unit("U-TAX").name == "县税务局" and edit.accounts == []
     with pytest.raises(Conflict):
-        roster.plan_edit(changed, SUPERVISOR, "units", "create", None, {"code": "U-TAX", "name": "x", "kind": "department"})
+        roster.plan_edit(changed, SUPERVISOR, "units", "create", None,
+                         {"code": "U-TAX", "name": "x", "kind": "department"})
 
 
 def test_staff_records_link_accounts_to_directory_ids():
