@@ -3,9 +3,9 @@ a case's routing history, and staff edits of the directory.
 
 Who may do what:
 - read the roster, classify a text: any authenticated caller;
-- choose mediators for a case: the party (a citizen principal holding the case), or on their
-  behalf the operator, a county supervisor, or the township head / receptionist of the case's
-  township;
+- choose mediators for a case: the party (a citizen principal holding the case), the source
+  system the case came from (the app forwarding its user's pick), or on the party's behalf the
+  operator, a county supervisor, or the township head / receptionist of the case's township;
 - a case's routing history: the staff who may read the case;
 - edit rosters: the operator and county supervisors; township heads for the township and
   village mediators and the grid workers of their own township (routing checks the scope).
@@ -80,6 +80,10 @@ class RoutingApi:
         if principal.kind == "citizen":
             if case_no not in principal.cases:
                 raise Forbidden("you may choose mediators only for your own case")
+            return
+        if principal.kind == "source":  # e.g. the 兰陵首发 app forwarding its user's pick
+            if not views.may_read_case(principal, self._call("intake", "get_case", case_no)):
+                raise Forbidden("a source system may choose only for the cases it submitted")
             return
         if principal.role not in CHOOSERS:
             raise Forbidden(f"a {principal.role} may not choose mediators for the parties")

@@ -44,6 +44,8 @@ _directories: dict[str, tuple[int, Directory]] = {}
 MAX_CHOICE_IDS = 10
 # The level a mediator's own seat is at: a case whose lead is a township mediator is a township case.
 SEAT_LEVEL = {"village": "village", "township": "township", "county": "county"}
+# The roster as a township centre posts it: its own mediators, the villages', then the county's experts.
+ROSTER_ORDER = ("township", "village", "county")
 
 
 class DirectoryMissing(RuntimeError):
@@ -601,13 +603,12 @@ def roster_view(directory: Directory, load: dict[str, int], *, specialty: str | 
     code = _township_filter(directory, township)
     found = directory.mediators(specialty=specialty or None, level=level or None, township=code,
                                 village=village or None)
-    if code and not level:  # a township's own roster also shows the county mediators serving it
+    if code and not level and not village:  # a township's roster also shows the county mediators serving it
         found += directory.mediators(specialty=specialty or None, level="county")
     views = [mediator_view(directory, m, load) for m in found]
     if available is not None:
         views = [view for view in views if view["available"] == available]
-    order = {name: index for index, name in enumerate(MEDIATOR_LEVELS[::-1])}
-    return sorted(views, key=lambda v: (order[v["level"]], v["id"]))
+    return sorted(views, key=lambda v: (ROSTER_ORDER.index(v["level"]), v["id"]))
 
 
 def mediator_view(directory: Directory, mediator, load: dict[str, int]) -> dict:
