@@ -162,6 +162,9 @@ def edit_directory(uow, actor: dict, kind: str, action: str, key: str | None, da
         raise DirectoryMissing("the directory is empty: run `lanling load-reference`")
     directory = current_directory(session)
     edit, changed = roster.plan_edit(directory, actor, kind, action, key, data, reason)
+    holding = mediator_load(session).get(edit.key, 0) if kind == "mediators" and not edit.after["active"] else 0
+    if holding:
+        edit.warnings.append(f"{edit.key}仍有{holding}件在办案件, 请督促办结或改派")
     answer = {"kind": kind, "key": edit.key, "action": action, "record": roster.masked(kind, edit.after),
               "accounts": edit.accounts, "warnings": edit.warnings}
     if not edit.changed:

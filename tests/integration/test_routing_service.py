@@ -24,6 +24,7 @@ from services.common.db import Database
 from services.common.messaging import handle
 from services.contracts.envelope import new_event
 from services.gateway import auth
+from services.gateway.bootstrap import create_api_key
 from services.gateway.models import Base as GatewayBase, StaffAccount
 from services.gateway.service import GatewayService
 from services.routing import handlers
@@ -57,7 +58,7 @@ class IntakeStandIn:
 
     @rpc
     def get_case(self, case_no):
-        return {"case_no": case_no, "township": TOWNSHIP, "sources": [], "handlers": []}
+        return {"case_no": case_no, "township": TOWNSHIP, "sources": [{"source_user": "lanling-app"}], "handlers": []}
 
 
 @pytest.fixture
@@ -229,8 +230,15 @@ def test_the_parties_choice_through_the_api(gateway, publish):
     with entrypoint_waiter(gateway.mediation, "on_case_routed", timeout=20):
         chosen = gateway.call("POST", f"/cases/{case_no}/mediator", desk, json={"mediator": "MT-009-2"})
     assert chosen.status_code == 200, chosen.text
+    app_key = create_api_key("lanling-app", ["app"], gateway.db)  # the app forwarding its user's pick
+    other_key = create_api_key("other-system", ["hotline"], gateway.db)
+    with entrypoint_waiter(gateway.mediation, "on_case_routed", timeout=20):
+        assert gateway.call("POST", f"/cases/{case_no}/mediator", key=app_key,
+                            json={"mediator": "MT-009-4"}).status_code == 200
+    assert gateway.call("POST", f"/cases/{case_no}/mediator", key=other_key,
+                        json={"mediator": "MT-009-5"}).status_code == 403
     history = gateway.call("GET", f"/cases/{case_no}/routing").json()["attempts"]
-    assert [a["trigger"] for a in history] == ["received", "party_choice", "party_choice"]
+    assert [a["trigger"] for a in history] == ["received"] + ["party_choice"] * 3
 
 
 def test_roster_edits_are_for_supervisors_and_reach_intake(gateway):
