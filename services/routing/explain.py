@@ -114,6 +114,7 @@ def classify_lines(lines: Iterable[str], directory: Directory | None = None) -> 
     directory = directory or reference_directory()
     default_rules()
     for number, line in enumerate(lines, 1):
+        line = line.lstrip("\ufeff")  # a byte-order mark, as Windows editors write
         if not line.strip():
             continue
         try:

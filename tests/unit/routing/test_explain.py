@@ -12,7 +12,8 @@ FIELDS = {"dispute_type", "gov_category", "unit", "mechanism", "level", "psych_n
 
 def test_each_line_gets_one_answer_in_order_with_the_fields_of_the_issue():
     lines = [
-        json.dumps({"id": "a", "text": "邻居家的狗把我家孩子咬伤了, 不给看病钱", "township": "南桥"}, ensure_ascii=False),
+        "\ufeff" + json.dumps({"id": "a", "text": "邻居家的狗把我家孩子咬伤了, 不给看病钱", "township": "南桥"},
+                              ensure_ascii=False) + "\r\n",
         "",
         "not json",
         json.dumps({"id": "b", "text": "在县医院手术后感染, 医院不承认有责任", "title": "医疗纠纷"}, ensure_ascii=False),
