@@ -5,7 +5,7 @@ from nameko.rpc import rpc
 
 from services.common.dependencies import DatabaseProvider, HealthMixin
 from services.common.messaging import handle
-from services.routing import handlers
+from services.routing import handlers, views
 from services.routing.models import Base
 
 
@@ -57,32 +57,32 @@ class RoutingService(HealthMixin):
     @rpc
     def townships(self):
         with self.db.reading() as session:
-            return handlers.townships_view(handlers.current_directory(session))
+            return views.townships_view(handlers.current_directory(session))
 
     @rpc
     def villages(self, township=None):
         with self.db.reading() as session:
-            return handlers.villages_view(handlers.current_directory(session), township)
+            return views.villages_view(handlers.current_directory(session), township)
 
     @rpc
     def grids(self, township=None, village=None):
         with self.db.reading() as session:
-            return handlers.grids_view(handlers.current_directory(session), township, village)
+            return views.grids_view(handlers.current_directory(session), township, village)
 
     @rpc
     def centres(self):
         with self.db.reading() as session:
-            return handlers.centres_view(handlers.current_directory(session))
+            return views.centres_view(handlers.current_directory(session))
 
     @rpc
     def units(self):
         with self.db.reading() as session:
-            return handlers.units_view(handlers.current_directory(session))
+            return views.units_view(handlers.current_directory(session))
 
     @rpc
     def mediators(self, **filters):
         with self.db.reading() as session:
-            return handlers.roster_view(handlers.current_directory(session), handlers.mediator_load(session),
+            return views.roster_view(handlers.current_directory(session), handlers.mediator_load(session),
                                         **filters)
 
     @rpc
@@ -93,7 +93,7 @@ class RoutingService(HealthMixin):
     @rpc
     def staff(self, role=None, township=None):
         with self.db.reading() as session:
-            return handlers.staff_view(handlers.current_directory(session), role=role, township=township)
+            return views.staff_view(handlers.current_directory(session), role=role, township=township)
 
     @rpc
     def directory_changes(self, kind=None, key=None, limit=100):

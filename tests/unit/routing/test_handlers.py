@@ -11,7 +11,7 @@ from services.common.clock import ManualClock
 from services.common.db import Database
 from services.contracts.envelope import load_event, new_event
 from services.contracts.errors import Conflict, Invalid, NotFound
-from services.routing import handlers
+from services.routing import handlers, views
 from services.routing.directory import Directory
 from services.routing.models import Base, RoutingDecision
 
@@ -269,18 +269,18 @@ def test_routing_history_explains_every_attempt(db):
 def test_the_roster_filters_and_shows_who_can_take_a_case_now():
     full = DIRECTORY.mediators(level="township", township=TOWNSHIP)[0]
     load = {full.id: full.capacity}
-    township = handlers.roster_view(DIRECTORY, load, township="南桥镇")
+    township = views.roster_view(DIRECTORY, load, township="南桥镇")
     levels = [view["level"] for view in township]
-    assert levels == sorted(levels, key=handlers.ROSTER_ORDER.index) and "county" in levels
+    assert levels == sorted(levels, key=views.ROSTER_ORDER.index) and "county" in levels
     assert all(view["township"] in (TOWNSHIP, None) and "phone" not in view for view in township)
     busy = next(view for view in township if view["id"] == full.id)
     assert (busy["open_cases"], busy["available"]) == (full.capacity, False)
-    free = handlers.roster_view(DIRECTORY, load, township=TOWNSHIP, level="township", available=True)
+    free = views.roster_view(DIRECTORY, load, township=TOWNSHIP, level="township", available=True)
     assert full.id not in {view["id"] for view in free} and free
-    village = handlers.roster_view(DIRECTORY, load, township=TOWNSHIP, village=VILLAGE)
+    village = views.roster_view(DIRECTORY, load, township=TOWNSHIP, village=VILLAGE)
     assert {view["id"] for view in village} == {"MV-009-004-1", "MV-009-004-2"}
-    experts = handlers.roster_view(DIRECTORY, load, specialty="医疗纠纷", level="county")
+    experts = views.roster_view(DIRECTORY, load, specialty="医疗纠纷", level="county")
     assert experts and all("医疗纠纷" in view["specialties"] for view in experts)
     with pytest.raises(Invalid) as refused:
-        handlers.roster_view(DIRECTORY, load, specialty="打麻将", level="province", township="北京")
+        views.roster_view(DIRECTORY, load, specialty="打麻将", level="province", township="北京")
     assert set(refused.value.fields) == {"specialty", "level"}
