@@ -16,7 +16,7 @@ def _db(service: str, metadata) -> Database:
     return Database(config.db_url(service), metadata, service, SystemClock())
 
 
-def load_reference() -> list[str]:
+def load_reference(force: bool = False) -> list[str]:
     from services.gateway.bootstrap import database as gateway_db, load_accounts
     from services.psych import handlers as psych
     from services.psych.match import load_reference as counsellor_reference
@@ -28,13 +28,16 @@ def load_reference() -> list[str]:
     lines = []
     directory = Directory.from_reference()
     db = _db("routing", RoutingBase.metadata)
-    with db.transaction() as uow:
-        changed = routing.replace_directory(uow, directory, "reference data loaded")
-        if not changed:  # unchanged: still send the snapshot, so a fresh intake gets its places
-            routing.publish_places(uow, directory, uow.session.get(routing.DirectoryVersion, 1).version, [])
+    with db.transaction() as uow:  # intake gets the places snapshot whatever the outcome
+        outcome = routing.load_reference(uow, directory, force=force)
     db.dispose()
     counts = {kind: len(items) for kind, items in directory.to_records().items()}
-    lines.append(f"directory {'loaded' if changed else 'unchanged'}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if outcome == "kept":
+        lines.append("directory: staff have edited the rosters since the reference was loaded; their edits are "
+                     "kept and the changed reference data was NOT applied (`lanling load-reference --force` "
+                     "replaces the directory with the reference)")
+    else:
+        lines.append(f"directory {outcome}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 
     accounts = json.loads((REFERENCE_DATA / "accounts.json").read_text(encoding="utf-8"))
     accounts += psych.staff_accounts()  # the counsellors' and the psych coordinator's logins

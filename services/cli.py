@@ -95,7 +95,7 @@ def cmd_declare(_args=None) -> None:
 def cmd_load_reference(_args=None) -> None:
     from services.bootstrap import load_reference
 
-    for line in load_reference():
+    for line in load_reference(force=bool(getattr(_args, "force", False))):
         _say(line)
 
 
@@ -178,7 +178,9 @@ def main(argv=None) -> None:
     p.add_argument("services", nargs="*")
     p.set_defaults(func=cmd_migrate)
     sub.add_parser("declare", help="declare the broker topology").set_defaults(func=cmd_declare)
-    sub.add_parser("load-reference", help="load reference data (idempotent)").set_defaults(func=cmd_load_reference)
+    p = sub.add_parser("load-reference", help="load reference data (idempotent; keeps staff roster edits)")
+    p.add_argument("--force", action="store_true", help="replace the directory even if staff have edited it")
+    p.set_defaults(func=cmd_load_reference)
     sub.add_parser("classify", help="classify JSON lines from stdin").set_defaults(func=cmd_classify)
     p = sub.add_parser("demo", help="replay a realistic day of cases through every channel")
     p.add_argument("--url", default=f"http://{config.get('GATEWAY_ADDRESS')}")

@@ -72,6 +72,10 @@ def openapi_document() -> dict:
     from services.gateway.api_psych import add_openapi as add_psych
 
     add_psych(spec, _errors)
+    from services.gateway.api_routing import openapi_paths
+
+    for path, operations in openapi_paths().items():
+        spec.path(path=path, operations=operations)
     return spec.to_dict()
 
 

@@ -11,8 +11,10 @@ from services.gateway.api_notify import NotifyApi
 from services.gateway.api_psych import PsychApi
 from services.gateway.api_reference import ReferenceApi
 from services.gateway.api_reports import ReportsApi
+from services.gateway.api_routing import RoutingApi
 from services.gateway.base import GatewayBase
 
 
-class GatewayService(CoreApi, IntakeApi, CasesApi, ReportsApi, ReferenceApi, NotifyApi, PsychApi, GatewayBase):
+class GatewayService(CoreApi, IntakeApi, CasesApi, ReportsApi, ReferenceApi, RoutingApi, NotifyApi, PsychApi,
+                     GatewayBase):
     name = "gateway"

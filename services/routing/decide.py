@@ -6,11 +6,12 @@ are tables in rules/: mechanism.yaml (the four mechanisms and joint co-units), l
 (the starting level) and ranking.yaml (mediator scoring, 多对一, 点将 limits).
 
 Entry points for the service:
-- `decide`            a new, returned (exclude_mediators) or escalated (at_level, room) case
+- `decide`            a new, returned (exclude_mediators, exclude_units) or escalated (at_level, room) case
+- `decide_staffed`    `decide`, moving up a level while nobody at the level can take the case
 - `escalate`          the next level up the chain grid → village → work_area → township → county
 - `validate_choice`   the parties' own pick of one or several mediators (超市 点将)
 - `rank_mediators`    the ranked candidates, for a roster view or a staff re-assignment
-- `staff_refs`        a decision's unit/co-units/mediators as the StaffRef dicts of case_routed
+- `staff_refs`        a decision's unit/co-units/mediators (and supervisors) as case_routed's StaffRefs
 Every reason is Chinese: the case history shows it to staff and to citizens.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import random
 import statistics
 import string
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -40,9 +41,12 @@ MEDIATOR_REACH = {"village": "work_area", "township": "township", "county": "cou
 
 # Facts a rule may test; numeric ones take the _at_least / _at_most suffixes.
 VALUE_FACTS = ("dispute_type", "gov_category", "channel", "app_section", "petition_form", "mechanism")
-FLAG_FACTS = ("major", "mass_risk", "extreme_risk", "repeat", "psych_needed", "township_known", "village_known",
+FLAG_FACTS = ("major", "urgent", "party_dispute", "mass_risk", "extreme_risk", "repeat", "psych_needed",
+              "township_known", "village_known",
               "grid_known", "walkin_at_county", "cross_department", "department_owned")
-NUMBER_FACTS = ("people", "amount")
+# people: the submission form's count when it gives one, else the count read in the text;
+# reported_people: the form's count only (texts give estate sizes, "小区2584户", not complainants).
+NUMBER_FACTS = ("people", "reported_people", "amount")
 WEIGHTS = ("specialty", "locality", "room_lead", "full_time", "spare_capacity", "distance_per_km")
 TEMPLATE_NAMES = VALUE_FACTS + FLAG_FACTS + NUMBER_FACTS + ("severity", "unit_name")
 
@@ -74,6 +78,7 @@ class CaseFacts:
     party_villages: tuple[str, ...] = ()   # the parties' home villages, for recusal
     repeat_of_party: bool = False          # intake found an earlier case of the same party
     centre: str | None = None              # walk-ins: the centre whose front desk took it
+    urgent: bool = False                   # intake saw an emergency in progress (case_urgent)
 
     def __post_init__(self):
         if self.channel not in CHANNELS:
@@ -114,6 +119,7 @@ class Decision:
     joint_plan: JointPlan | None
     psych_needed: bool
     reasons: tuple[str, ...]
+    major: bool = False                    # a major dispute by the `major` rules of mechanism.yaml
 
     def to_dict(self) -> dict:
         return _plain(asdict(self))
@@ -159,6 +165,7 @@ class Rules:
     joint_default_lead: str
     joint_co_units: tuple[tuple[Mapping, tuple[str, ...]], ...]
     joint_steps: tuple[str, ...]
+    major: tuple[Mapping, ...]
     weights: Mapping[str, float]
     hard_case: tuple[Mapping, ...]
     team_size_hard: int
@@ -181,6 +188,8 @@ class Rules:
         unknown = rules.assign_mediators - set(MECHANISMS)
         if unknown:
             raise RulesError(f"mechanism.yaml: assign_mediators names unknown mechanisms {sorted(unknown)}")
+        if any("major" in when for when in rules.major):
+            raise RulesError("mechanism.yaml: `major` cannot depend on itself")
         missing = set(WEIGHTS) - set(rules.weights)
         if missing:
             raise RulesError(f"ranking.yaml: missing weights {sorted(missing)}")
@@ -196,6 +205,7 @@ class Rules:
             joint_co_units=tuple((_conditions(item["when"], "joint co_units"), tuple(item["units"]))
                                  for item in mechanism["joint"]["co_units"]),
             joint_steps=tuple(mechanism["joint"]["steps"]),
+            major=tuple(_conditions(when, "major") for when in mechanism["major"]),
             weights={name: float(value) for name, value in ranking["weights"].items()},
             hard_case=tuple(_conditions(when, "hard_case") for when in ranking["hard_case"]),
             team_size_hard=int(ranking["team_size_hard"]),
@@ -323,19 +333,22 @@ def responsible_unit(classification: Classification, directory: Directory) -> Un
     return owner
 
 
-def _facts(case: CaseFacts, classification: Classification, place: Place, directory: Directory) -> dict:
+def _facts(case: CaseFacts, classification: Classification, place: Place, directory: Directory,
+           rules: Rules) -> dict:
     severity = classification.severity or Severity()
-    counts = [n for n in (case.people_count, severity.people) if n is not None]
+    people = case.people_count if case.people_count is not None else severity.people
     unit = responsible_unit(classification, directory)
     county_centre = directory.county_centre().code
-    return {
+    facts = {
         "dispute_type": classification.dispute_type,
         "gov_category": classification.gov_category,
         "channel": case.channel,
         "app_section": case.app_section,
         "petition_form": case.petition_form,
         "mechanism": None,
-        "major": severity.major,
+        "major": False,
+        "urgent": case.urgent,
+        "party_dispute": classification.dispute_type != "其他",
         "mass_risk": severity.mass_risk,
         "extreme_risk": severity.extreme_risk,
         "repeat": severity.repeat_complaint or case.repeat_of_party,
@@ -347,11 +360,14 @@ def _facts(case: CaseFacts, classification: Classification, place: Place, direct
         "cross_department": bool(directory.owner_of(classification.dispute_type)
                                  and directory.co_handlers_of(classification.dispute_type)),
         "department_owned": unit is not None and unit.kind != "centre",
-        "people": max(counts) if counts else None,
+        "people": people,
+        "reported_people": case.people_count,
         "amount": severity.amount_yuan,
-        "severity": _severity_words(severity, max(counts) if counts else None),
+        "severity": _severity_words(severity, people),
         "unit_name": unit.name if unit else "",
     }
+    facts["major"] = any(conditions_hold(when, facts) for when in rules.major)
+    return facts
 
 
 def _severity_words(severity: Severity, people: int | None) -> str:
@@ -378,11 +394,12 @@ def _say(rule: Rule, facts: Mapping, label: str) -> str:
 
 
 def decide(case: CaseFacts, classification: Classification, directory: Directory, *,
-           rules: Rules | None = None, exclude_mediators: Iterable[str] = (), at_level: str | None = None,
-           room: str | None = None, load: Mapping[str, int] | None = None) -> Decision:
+           rules: Rules | None = None, exclude_mediators: Iterable[str] = (), exclude_units: Iterable[str] = (),
+           at_level: str | None = None, room: str | None = None, load: Mapping[str, int] | None = None) -> Decision:
     """Route one case.
 
     `exclude_mediators`: who returned it (退单) or handled it below; never chosen again.
+    `exclude_units`: units that returned it (not theirs); the case goes to the next owner or the supermarket.
     `at_level`: route at this level instead of the level rules' (returned or escalated cases).
     `room`: the county room to prefer (an escalation's room). `load`: open cases per mediator.
     """
@@ -390,16 +407,19 @@ def decide(case: CaseFacts, classification: Classification, directory: Directory
     if at_level is not None and at_level not in LEVELS:
         raise ValueError(f"unknown level {at_level!r}")
     place = locate(case, directory)
-    facts = _facts(case, classification, place, directory)
+    facts = _facts(case, classification, place, directory, rules)
     reasons = list(place.notes)
+    exclude_units = set(exclude_units)
 
     mechanism_rule = next(rule for rule in rules.mechanism if rule.holds(facts))
     mechanism = mechanism_rule.outcome
     facts["mechanism"] = mechanism
-    unit, co_units = _units(mechanism, classification, facts, directory, rules)
+    unit, co_units = _units(mechanism, classification, facts, directory, rules, exclude_units)
     if mechanism == "specialised" and unit is None:
         mechanism, facts["mechanism"] = "supermarket", "supermarket"
-        reasons.append(f"机制=超市: {classification.dispute_type}在名录中没有归口单位, 改为超市对接")
+        owner = responsible_unit(classification, directory)
+        why = f"{owner.name}已退回本案" if owner and owner.code in exclude_units else "在名录中没有归口单位"
+        reasons.append(f"机制=超市: {classification.dispute_type}{why}, 改为超市对接")
     else:
         reasons.append(_say(mechanism_rule, facts, f"机制={MECHANISM_NAMES[mechanism]}({mechanism})"))
 
@@ -435,18 +455,48 @@ def decide(case: CaseFacts, classification: Classification, directory: Directory
     return Decision(
         level=level, mechanism=mechanism, township=place.township, village=place.village, unit=unit,
         co_units=co_units, mediators=mediators, grid_worker=grid_worker, centre=centre, room=chosen_room,
-        joint_plan=plan, psych_needed=psych_needed, reasons=tuple(reasons),
+        joint_plan=plan, psych_needed=psych_needed, reasons=tuple(reasons), major=facts["major"],
     )
+
+
+def decide_staffed(case: CaseFacts, classification: Classification, directory: Directory, *,
+                   rules: Rules | None = None, exclude_mediators: Iterable[str] = (),
+                   exclude_units: Iterable[str] = (), at_level: str | None = None, room: str | None = None,
+                   load: Mapping[str, int] | None = None) -> Decision:
+    """`decide`, but never a decision without someone to hold the case.
+
+    When nobody at the level can take it (all returned it, recuse, or are full), the case moves
+    up the chain one level at a time, as an escalation would (连锁: a township's case goes to
+    the county room guiding it). At county with nobody left, the county mediation centre holds
+    it and assigns it by hand. The history says why at each step."""
+    rules = rules or default_rules()
+    options = dict(rules=rules, exclude_mediators=tuple(exclude_mediators), exclude_units=tuple(exclude_units),
+                   load=load)
+    decision = decide(case, classification, directory, at_level=at_level, room=room, **options)
+    while not (decision.mediators or decision.unit or decision.grid_worker):
+        try:
+            step = escalate(decision.level, case, directory)
+        except CannotEscalate:
+            lead = rules.joint_default_lead
+            return replace(decision, unit=lead, reasons=decision.reasons + (
+                f"县级暂无可指派的调解员, 由{_unit_label(lead, directory)}人工指派",))
+        moved = decide(case, classification, directory, at_level=step.level, room=step.room, **options)
+        decision = replace(moved, reasons=decision.reasons + (
+            f"{LEVEL_NAMES[decision.level]}暂无可指派的调解员, 上移一级",) + step.reasons + moved.reasons)
+    return decision
 
 
 def _unit_label(code: str, directory: Directory) -> str:
     return f"{directory.unit(code).name}({code})"
 
 
-def _units(mechanism, classification, facts, directory, rules) -> tuple[str | None, tuple[str, ...]]:
+def _units(mechanism, classification, facts, directory, rules, exclude=frozenset()
+           ) -> tuple[str | None, tuple[str, ...]]:
     if mechanism not in ("specialised", "joint"):
         return None, ()
     unit = responsible_unit(classification, directory)
+    if unit is not None and unit.code in exclude:
+        unit = None
     if mechanism == "specialised":
         return (unit.code if unit else None), ()
     lead = unit.code if unit else rules.joint_default_lead
@@ -454,7 +504,7 @@ def _units(mechanism, classification, facts, directory, rules) -> tuple[str | No
     for when, codes in rules.joint_co_units:
         if conditions_hold(when, facts):
             co += codes
-    return lead, tuple(dict.fromkeys(code for code in co if code != lead))
+    return lead, tuple(dict.fromkeys(code for code in co if code != lead and code not in exclude))
 
 
 def _placeable(level: str, place: Place, reasons: list[str]) -> str:
@@ -696,25 +746,40 @@ def _out_of_reach(mediator: Mediator, place: Place, level: str | None, directory
     return None
 
 
-def staff_refs(decision: Decision, directory: Directory) -> dict:
-    """The decision's people and units as case_routed's StaffRef dicts (no phones).
+def staff_refs(decision: Decision, directory: Directory, *, contacts: bool = False) -> dict:
+    """The decision's people and units as case_routed's StaffRef dicts.
 
     At grid level the grid worker is the handler, listed under `mediators` with role
-    grid_worker, so mediation always has someone to assign."""
+    grid_worker, so mediation always has someone to assign. `supervisors` are who answers
+    for the case: the head(s) of its township, then the county supervisors (督办, 问责).
+    With `contacts`, each ref carries its phone and email (the wire seals them); a unit's
+    are its office phone and its liaison's email."""
+    def contact(ref: dict, phone=None, email=None) -> dict:
+        if contacts:
+            ref.update(phone=phone, email=email)
+        return ref
+
     def unit_ref(code):
         unit = directory.unit(code)
-        return {"id": code, "name": unit.name if unit else None, "role": "unit", "level": "county", "township": None}
+        liaison = next(iter(directory.staff(role="unit_liaison", unit=code)), None)
+        return contact({"id": code, "name": unit.name if unit else None, "role": "unit", "level": "county",
+                        "township": None}, unit.phone if unit else None, liaison.email if liaison else None)
 
-    people = [{"id": m.id, "name": m.name, "role": "mediator", "level": m.level, "township": m.township}
-              for m in map(directory.mediator, decision.mediators)]
+    people = [contact({"id": m.id, "name": m.name, "role": "mediator", "level": m.level, "township": m.township},
+                      m.phone) for m in map(directory.mediator, decision.mediators)]
     if decision.grid_worker:
         worker = directory.grid_worker(decision.grid_worker)
-        people.insert(0, {"id": worker.id, "name": worker.name, "role": "grid_worker", "level": "grid",
-                          "township": worker.township})
+        people.insert(0, contact({"id": worker.id, "name": worker.name, "role": "grid_worker", "level": "grid",
+                                  "township": worker.township}, worker.phone))
+    supervisors = [contact({"id": s.id, "name": s.name, "role": s.role,
+                            "level": "county" if s.role == "county_supervisor" else "township",
+                            "township": s.township}, s.phone, s.email)
+                   for s in directory.supervisors_of(decision.township)]
     return {
         "unit": unit_ref(decision.unit) if decision.unit else None,
         "co_units": [unit_ref(code) for code in decision.co_units],
         "mediators": people,
+        "supervisors": supervisors,
     }
 
 

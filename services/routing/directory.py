@@ -132,17 +132,40 @@ class Unit:
 
 @dataclass(frozen=True)
 class GridWorker:
+    """Each grid has one active grid worker; a replaced one stays, inactive, for the record."""
+
     id: str
     name: str
     phone: str
     grid: str
     village: str
     township: str
+    active: bool
 
+
+@dataclass(frozen=True)
+class Staff:
+    """Someone who acts on cases without mediating them: a township head (乡镇分管负责人), a
+    county supervisor (督办), a centre receptionist (接访受理) or a unit's liaison (signs for its
+    归口 cases). Their contacts travel in events (sealed) so reminders and 督办 reach them."""
+
+    id: str
+    name: str
+    role: str                     # township_head | county_supervisor | receptionist | unit_liaison
+    phone: str
+    email: str
+    centre: str | None            # heads, supervisors, receptionists: the centre they work at
+    township: str | None          # heads and township receptionists
+    unit: str | None              # liaisons: the unit they sign for
+    active: bool
+
+
+STAFF_ROLES = ("township_head", "county_supervisor", "receptionist", "unit_liaison")
 
 RECORD_TYPES = {
     "townships": Township, "work_areas": WorkArea, "villages": Village, "grids": Grid,
     "centres": Centre, "rooms": Room, "units": Unit, "mediators": Mediator, "grid_workers": GridWorker,
+    "staff": Staff,
 }
 RECORD_KINDS = tuple(RECORD_TYPES)
 
@@ -197,6 +220,30 @@ class Directory:
     def to_records(self) -> dict[str, list[dict]]:
         return {kind: [_to_record(item) for item in getattr(self, f"_{kind}").values()] for kind in RECORD_KINDS}
 
+    def record(self, kind: str, key: str) -> dict | None:
+        """One entity as its plain record, or None."""
+        item = getattr(self, f"_{kind}").get(key)
+        return None if item is None else _to_record(item)
+
+    def with_records(self, changes: Mapping[str, Iterable[Mapping]]) -> Directory:
+        """A new directory with these records added or replaced (by code or id), checked as a
+        whole; raises DirectoryError. Cheap: unchanged entities are shared, not rebuilt."""
+        problems, tables = [], {kind: dict(getattr(self, f"_{kind}")) for kind in RECORD_KINDS}
+        for kind, records in changes.items():
+            if kind not in RECORD_TYPES:
+                problems.append(f"unknown record kind {kind!r}")
+                continue
+            for record in records:
+                try:
+                    item = _from_record(RECORD_TYPES[kind], record)
+                except (TypeError, ValueError) as exc:
+                    problems.append(f"{kind} {record.get('id') or record.get('code')}: {exc}")
+                    continue
+                tables[kind][_key(item)] = item
+        if problems:
+            raise DirectoryError(problems)
+        return Directory(**{kind: table.values() for kind, table in tables.items()})
+
     def _check(self, problems: list[str]) -> None:
 
         def refer(kind: str, owner: str, field: str, value, target: str, optional=False):
@@ -222,8 +269,18 @@ class Directory:
             village = self._villages.get(grid.village)
             if village and village.township != grid.township:
                 problems.append(f"grid {grid.code}: township differs from its village's")
+            worker = self._grid_workers.get(grid.grid_worker)
+            if worker and not worker.active:
+                problems.append(f"grid {grid.code}: its grid worker {worker.id} is inactive")
         for worker in self._grid_workers.values():
             refer("grid worker", worker.id, "grid", worker.grid, "grids")
+            grid = self._grids.get(worker.grid)
+            if grid and worker.active and grid.grid_worker != worker.id:
+                problems.append(f"grid worker {worker.id}: active, but grid {grid.code} has {grid.grid_worker}")
+            if grid and (worker.village, worker.township) != (grid.village, grid.township):
+                problems.append(f"grid worker {worker.id}: village or township differs from grid {grid.code}'s")
+        for person in self._staff.values():
+            problems += self._staff_problems(person, refer)
         for centre in self._centres.values():
             refer("centre", centre.code, "township", centre.township, "townships", optional=centre.level == "county")
         for room in self._rooms.values():
@@ -264,7 +321,27 @@ class Directory:
                      for t in mediator.specialties if t not in DISPUTE_TYPES]
         return problems
 
+    def _staff_problems(self, person: Staff, refer) -> list[str]:
+        problems = []
+        if person.role not in STAFF_ROLES:
+            return [f"staff {person.id}: unknown role {person.role!r}"]
+        required = {"township_head": ("centre", "township"), "county_supervisor": ("centre",),
+                    "receptionist": ("centre",), "unit_liaison": ("unit",)}[person.role]
+        targets = {"centre": "centres", "township": "townships", "unit": "units"}
+        for field in targets:
+            refer("staff", person.id, field, getattr(person, field), targets[field], optional=field not in required)
+        centre = self._centres.get(person.centre)
+        if centre and centre.township != person.township:
+            problems.append(f"staff {person.id}: township differs from centre {centre.code}'s")
+        if person.role == "county_supervisor" and centre and centre.level != "county":
+            problems.append(f"staff {person.id}: a county supervisor works at the county centre")
+        return problems
+
     def _index(self) -> None:
+        self._staff_by = defaultdict(list)
+        for person in self._staff.values():
+            for key in {person.township, person.unit, None}:
+                self._staff_by[person.role, key].append(person)
         self._township_names = {}
         for township in self._townships.values():
             for name in (township.code, township.name, *township.aliases):
@@ -437,6 +514,30 @@ class Directory:
     def grid_worker_of_grid(self, grid_code: str) -> GridWorker | None:
         grid = self._grids.get(grid_code)
         return self._grid_workers.get(grid.grid_worker) if grid else None
+
+    def staff_member(self, staff_id: str | None) -> Staff | None:
+        return self._staff.get(staff_id)
+
+    def staff(self, *, role: str | None = None, township: str | None = None, unit: str | None = None,
+              active_only: bool = True) -> list[Staff]:
+        """Staff records, filtered; every filter given must hold."""
+        pool = self._staff_by.get((role, township or unit), ()) if role else self._staff.values()
+        return [
+            person for person in pool
+            if (role is None or person.role == role)
+            and (township is None or person.township == township)
+            and (unit is None or person.unit == unit)
+            and (person.active or not active_only)
+        ]
+
+    def supervisors_of(self, township_code: str | None) -> list[Staff]:
+        """Who answers for a case in a township: its head(s), then the county supervisors (督办)."""
+        heads = self.staff(role="township_head", township=township_code) if township_code else []
+        return heads + self.staff(role="county_supervisor")
+
+    def person(self, person_id: str | None) -> Mediator | GridWorker | Staff | None:
+        """A mediator, grid worker or staff member by id."""
+        return self._mediators.get(person_id) or self._grid_workers.get(person_id) or self._staff.get(person_id)
 
     def base_of(self, mediator: Mediator) -> tuple[float, float] | None:
         """Where a mediator works from: their village, else their centre."""

@@ -20,15 +20,15 @@ MECHANISMS = ("supermarket", "specialised", "joint", "chain")
 
 @dataclass(frozen=True)
 class Severity:
+    """What the text says about how serious a case is. Whether it is *major* (重大) is decided by
+    decide.py with the `major` rules of rules/mechanism.yaml, which also weigh the submission
+    form's own people count: a count read in a text is often an estate's size ("小区2584户")."""
+
     people: int | None = None          # people involved, when the text or channel says
     amount_yuan: int | None = None     # money at stake, when stated
     mass_risk: bool = False            # group petition / mass-incident risk
     repeat_complaint: bool = False     # "多次反映", "一直没人管" ...
     extreme_risk: bool = False         # threats of suicide or of an extreme act
-
-    @property
-    def major(self) -> bool:
-        return self.mass_risk or self.extreme_risk or (self.people or 0) >= 10 or (self.amount_yuan or 0) >= 500_000
 
 
 @dataclass(frozen=True)

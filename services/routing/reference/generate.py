@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from random import Random
 
+from services.routing.roster import username_of
+
 SEED = 371324
 DIVISION = "371324"
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -316,7 +318,8 @@ def build() -> dict[str, list[dict] | dict]:
                               "village": village["code"], "township": code, "grid_worker": worker_id})
                 grid_workers.append({"id": worker_id, "name": names.person(),
                                      "phone": f"1390000{len(grid_workers) + 1:04d}",
-                                     "grid": grid_code, "village": village["code"], "township": code})
+                                     "grid": grid_code, "village": village["code"], "township": code,
+                                     "active": True})
 
     centres, rooms, mediators = build_centres_and_mediators(
         rng, names, townships, villages, villages_by_township, villages_by_work_area)
@@ -325,11 +328,12 @@ def build() -> dict[str, list[dict] | dict]:
          "co_handles": sort_types(co), "gov_categories": list(categories), "phone": f"0539-00{n:05d}"}
         for n, (suffix, name, kind, owns, co, categories) in enumerate(UNITS, 1)
     ]
-    accounts = build_accounts(rng, names, townships, centres, mediators, grid_workers)
+    staff = build_staff(names, townships, centres, units)
+    accounts = build_accounts(mediators, grid_workers, staff)
     records = {
         "townships": townships, "work_areas": work_areas, "villages": villages, "grids": grids,
         "centres": centres, "rooms": rooms, "units": units, "mediators": mediators,
-        "grid_workers": grid_workers, "accounts": accounts,
+        "grid_workers": grid_workers, "staff": staff, "accounts": accounts,
     }
     records["manifest"] = {
         "sample": True,
@@ -439,23 +443,47 @@ def mediator(identifier, name, phone, level, specialties, full_time, background,
     }
 
 
-def build_accounts(rng, names, townships, centres, mediators, grid_workers) -> list[dict]:
-    """Gateway identities for everyone who acts in the system; passwords are set at load time."""
+def build_staff(names, townships, centres, units) -> list[dict]:
+    """Township heads, county supervisors, receptionists and unit liaisons, with invented contacts.
+
+    Names are drawn in the order the accounts were first generated in (heads, supervisors,
+    receptionists), so adding the liaisons changed nobody else's name."""
     county_centre = centres[0]["code"]
     streets = {township["code"] for township in townships if township["kind"] == "街道"}
-    accounts = [account(m["id"].lower(), "mediator", m["id"], m["township"], m["name"]) for m in mediators]
-    accounts += [account(w["id"].lower(), "grid_worker", w["id"], w["township"], w["name"]) for w in grid_workers]
+    phones = iter(f"1370000{serial:04d}" for serial in range(1, 10_000))
+    staff = []
+
+    def add(identifier, role, *, centre=None, township=None, unit=None):
+        staff.append({"id": identifier, "name": names.person(), "role": role, "phone": next(phones),
+                      "email": f"{identifier.lower()}@lanling.example", "centre": centre, "township": township,
+                      "unit": unit, "active": True})
+
     for number, township in enumerate(townships, 1):
-        accounts.append(account(f"head-{number:03d}", "township_head", f"{township['code']}-TJ",
-                                township["code"], names.person()))
+        add(f"TH-{number:03d}", "township_head", centre=f"{township['code']}-TJ", township=township["code"])
     for number in range(1, COUNTY_SUPERVISORS + 1):
-        accounts.append(account(f"supervisor-{number}", "county_supervisor", county_centre, None, names.person()))
+        add(f"CS-{number}", "county_supervisor", centre=county_centre)
     for centre in centres:
         desks = 2 if centre["level"] == "county" or centre["township"] in streets else 1
-        suffix = "county" if centre["township"] is None else centre["township"][len(DIVISION) + 1:]
+        suffix = "COUNTY" if centre["township"] is None else centre["township"][len(DIVISION) + 1:]
         for desk in range(1, desks + 1):
-            accounts.append(account(f"reception-{suffix}-{desk}", "receptionist", centre["code"],
-                                    centre["township"], names.person()))
+            add(f"RC-{suffix}-{desk}", "receptionist", centre=centre["code"], township=centre["township"])
+    for unit in units:
+        add(f"UL-{unit['code'][2:]}-1", "unit_liaison", unit=unit["code"])
+    return staff
+
+
+def build_accounts(mediators, grid_workers, staff) -> list[dict]:
+    """Gateway identities for everyone who acts in the system; passwords are set at load time.
+
+    `directory_id` is the person's directory id, except for a unit liaison: there it is the
+    unit's code, because a 归口 case is held by the unit and whoever signs for the unit acts
+    for it (mediation matches holders on directory ids)."""
+    accounts = [account(m["id"].lower(), "mediator", m["id"], m["township"], m["name"]) for m in mediators]
+    accounts += [account(w["id"].lower(), "grid_worker", w["id"], w["township"], w["name"]) for w in grid_workers]
+    for person in staff:
+        accounts.append(account(username_of(person), person["role"],
+                                person["unit"] if person["role"] == "unit_liaison" else person["id"],
+                                person["township"], person["name"]))
     return sorted(accounts, key=lambda a: a["username"])
 
 

@@ -15,7 +15,7 @@ from services.routing.reference import generate
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED_TOWNSHIPS = REPO.parent / "shared" / "data" / "lanling" / "townships.csv"
-ROLES = {"mediator", "grid_worker", "township_head", "county_supervisor", "receptionist"}
+ROLES = {"mediator", "grid_worker", "township_head", "county_supervisor", "receptionist", "unit_liaison"}
 
 
 @pytest.fixture(scope="module")
@@ -179,14 +179,29 @@ def test_staff_accounts(data):
         linked[account["role"]].add(account["directory_id"])
     assert linked["mediator"] == {m["id"] for m in data["mediators"]}
     assert linked["grid_worker"] == {w["id"] for w in data["grid_workers"]}
+    staff = {person["id"]: person for person in data["staff"]}
     centres = {c["code"]: c for c in data["centres"]}
-    assert linked["receptionist"] == set(centres)
+    assert {staff[i]["centre"] for i in linked["receptionist"]} == set(centres)
     heads = [a for a in accounts if a["role"] == "township_head"]
     assert sorted(a["township"] for a in heads) == sorted(t["code"] for t in data["townships"])
     for account in accounts:
         if account["role"] in ("township_head", "receptionist", "county_supervisor"):
-            assert centres[account["directory_id"]]["township"] == account["township"]
-    assert 1 <= len(linked["county_supervisor"]) and sum(a["role"] == "county_supervisor" for a in accounts) >= 2
+            person = staff[account["directory_id"]]  # linked to their own staff record
+            assert (person["role"], person["name"]) == (account["role"], account["display_name"])
+            assert centres[person["centre"]]["township"] == account["township"] == person["township"]
+    assert sum(a["role"] == "county_supervisor" for a in accounts) >= 2
+    # a unit liaison signs for the unit: the account's directory id is the unit's code
+    assert linked["unit_liaison"] == {unit["code"] for unit in data["units"]}
+
+
+def test_staff_have_contacts_and_every_township_a_head(data):
+    staff = data["staff"]
+    assert len({p["id"] for p in staff}) == len(staff)
+    assert all(re.fullmatch(r"1[3-9]\d{9}", p["phone"]) and p["email"].endswith("@lanling.example") for p in staff)
+    assert len({p["phone"] for p in staff}) == len(staff)
+    roles = Counter(p["role"] for p in staff)
+    assert roles["township_head"] == 18 and roles["county_supervisor"] == 3
+    assert roles["unit_liaison"] == len(data["units"])
 
 
 def test_no_passwords_anywhere():
