@@ -218,7 +218,8 @@ def on_routed(uow, data: dict) -> None:
     state = load_state(rec.state)
     detail = {"level": data["level"], "mechanism": data["mechanism"], "dispute_type": data["dispute_type"],
               "attempt": data["attempt"], "reasons": data["reasons"]}
-    if data["attempt"] <= last or state.status not in ROUTE_SOURCES:
+    chosen = data.get("trigger") == "party_choice" and state.status in ("assigned", "accepted")
+    if data["attempt"] <= last or (state.status not in ROUTE_SOURCES and not chosen):
         record(uow.session, rec.case_no, uow.now, "case_routed_ignored", "routing",
                reason=f"attempt {data['attempt']} (last {last}) while {state.status}", detail=detail)
         return
@@ -231,6 +232,15 @@ def on_routed(uow, data: dict) -> None:
         context["supervisors"] = [s["id"] for s in supervisors]
     rec.context = context
     record(uow.session, rec.case_no, uow.now, "case_routed", "routing", detail=detail)
+    holders = [m["id"] for m in data["mediators"]] or ([data["unit"]["id"]] if data.get("unit") else [])
+    if chosen:
+        perform(uow, rec, "choose", SYSTEM, {
+            "holders": holders, "level": data["level"], "mechanism": data["mechanism"],
+            "unit": data["unit"]["id"] if data.get("unit") else None,
+            "co_units": [u["id"] for u in data.get("co_units", [])], "township": data.get("township"),
+        })
+        _fire_now(uow, rec)
+        return
     perform(uow, rec, "route", SYSTEM, {
         "level": data["level"], "mechanism": data["mechanism"],
         "unit": data["unit"]["id"] if data.get("unit") else None,
@@ -238,7 +248,6 @@ def on_routed(uow, data: dict) -> None:
         "township": data.get("township"), "dispute_type": data["dispute_type"],
         "psych_needed": data.get("psych_needed") and data["attempt"] == 1,
     })
-    holders = [m["id"] for m in data["mediators"]] or ([data["unit"]["id"]] if data.get("unit") else [])
     perform(uow, rec, "assign", SYSTEM, {"holders": holders})
     _fire_now(uow, rec)
 

@@ -228,6 +228,8 @@ TRANSITIONS: tuple[Rule, ...] = (
          "sets sign-off and handling deadlines from the limits table"),
     Rule("reassign", ("assigned", "accepted", "in_mediation", "reopened"), ("assigned",), HEADS,
          ("holders", "reason"), "by a supervisor, to someone else, with a reason"),
+    Rule("choose", ("assigned", "accepted"), ("assigned",), SYSTEM, ("holders", "level", "mechanism"),
+         "the parties picked their mediator(s) (超市点将) after assignment: routing re-routed it"),
     Rule("merge_source", OPEN, (SAME,), SYSTEM, ("source",), "case_merged: the source joins this case"),
     Rule("unmerge_source", OPEN, (SAME,), SYSTEM, ("source",), "case_unmerged: only a merged source"),
     Rule("mark_major", OPEN, (SAME,), SYSTEM | HEADS, ("reason",), "opens supervision at once (timers)"),
@@ -413,6 +415,14 @@ def _assignment(ctx: Context, holders: tuple[str, ...], why: str) -> Effect:
 
 def _assign(ctx: Context) -> Effect:
     return _assignment(ctx, _texts(ctx.payload, "holders"), "routed")
+
+
+def _choose(ctx: Context) -> Effect:
+    ctx.case = replace(ctx.case, level=_choice(ctx.payload, "level", LEVELS),
+                       mechanism=_choice(ctx.payload, "mechanism", MECHANISMS),
+                       unit=ctx.payload.get("unit"), co_units=tuple(ctx.payload.get("co_units") or ()),
+                       township=ctx.payload.get("township") or ctx.case.township)
+    return _assignment(ctx, _texts(ctx.payload, "holders"), "party_choice")
 
 
 def _reassign(ctx: Context) -> Effect:
@@ -640,7 +650,7 @@ def _reopen(ctx: Context) -> Effect:
 
 
 EFFECTS: dict[str, Callable[[Context], Effect]] = {
-    "route": _route, "assign": _assign, "reassign": _reassign, "merge_source": _merge_source,
+    "route": _route, "assign": _assign, "choose": _choose, "reassign": _reassign, "merge_source": _merge_source,
     "unmerge_source": _unmerge_source, "mark_major": _mark_major, "accept": _accept, "return": _return,
     "record_session": _record_session, "request_psych": _request_psych,
     "request_extension": _request_extension, "approve_extension": _approve_extension,

@@ -61,6 +61,7 @@ PAYLOADS = {
     "route": {"level": "township", "mechanism": "chain", "unit": "unit-bz"},
     "assign": {"holders": ["m1"]},
     "reassign": {"holders": ["m2"], "reason": "原承办人回避"},
+    "choose": {"holders": ["m3"], "level": "township", "mechanism": "supermarket"},
     "merge_source": {"source": "hotline:WO-1"},
     "unmerge_source": {"source": "hotline:WO-0"},
     "mark_major": {"reason": "涉及群体"},

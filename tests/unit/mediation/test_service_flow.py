@@ -108,6 +108,17 @@ def test_return_goes_to_routing_and_the_next_routing_reassigns(desk):
     assert len(desk.events("case_assigned")) == 2
 
 
+def test_the_parties_choice_after_assignment_reassigns_to_their_mediators(desk):
+    desk.received(CASE)
+    desk.routed(CASE)
+    desk.routed(CASE, attempt=2, mediators=("MC-01-1", "MC-01-2"), level="county", mechanism="supermarket",
+                trigger="party_choice")
+    view = desk.view(CASE)
+    assert view["status"] == "assigned" and view["holders"] == ["MC-01-1", "MC-01-2"]
+    assert view["level"] == "county" and view["mechanism"] == "supermarket"
+    assert desk.events("case_assigned")[-1].data["assignees"][0]["id"] == "MC-01-1"
+
+
 def test_escalation_failed_at_township_asks_routing_one_level_up(desk):
     desk.received(CASE)
     desk.routed(CASE)
