@@ -38,7 +38,8 @@ def _environment() -> None:
 
 
 def _burst_size(rate: float, seconds: float) -> int:
-    return int(min(6000, max(300, rate * seconds)))
+    """Submissions for a burst of about `seconds` (the warm-up's small batch under-estimates the rate)."""
+    return int(min(6000, max(400, 1.5 * rate * seconds)))
 
 
 def flow_run(workdir: Path, label: str, *, postgres: bool, seconds: float, latency: bool, scale=None,

@@ -51,3 +51,32 @@ def management_url() -> str:
 def amqp_uri(vhost: str) -> str:
     base = os.environ.get("BENCH_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
     return f"{base}/{vhost}"
+
+
+def processes():
+    """(pid, argv, CPU seconds so far) of every process of the machine that can be read."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = [a.decode(errors="replace") for a in Path(entry.path, "cmdline").read_bytes().split(b"\0") if a]
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if args:
+            yield int(entry.name), args, (int(fields[11]) + int(fields[12])) / tick
+
+
+def postgres_database(args: list[str], db_names) -> str | None:
+    """The database a PostgreSQL backend serves, when it is one of `db_names`."""
+    if not args[0].startswith("postgres:"):
+        return None
+    return next((d for d in db_names if d in args[0]), None)
+
+
+def environ_has(pid: int, entry: bytes) -> bool:
+    try:
+        return entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False

@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 
 from tests.bench import loadgen
-from tests.bench.common import amqp_uri, management_url, percentile, say
+from tests.bench.common import amqp_uri, environ_has, management_url, percentile, postgres_database, processes, say
 from tests.bench.observer import AssignmentObserver
 from tests.bench.texts import Orders
 from tests.harness import LANLING, System
@@ -97,7 +97,7 @@ def capacity(rs: RunningSystem, n: int, *, label: str, threads: int = 16) -> dic
     wall = (machine_after[1] - machine_before[1]) / 2
     result["cpu_ms_per_case"] = round(sum(ours.values()), 1)
     result["cpu_ms_per_case_by_process"] = {k: round(v, 1) for k, v in ours.items()}
-    # what everything else on the machine (other jobs, RabbitMQ) used meanwhile, in cores
+    # what everything else on the machine (other jobs, and RabbitMQ) used meanwhile, in cores
     result["other_cores_busy"] = round((busy - sum(ours.values()) * len(new) / 1000 - cpu) / wall, 2)
     say(f"{label}: {result['new_cases']} cases assigned at {result['cases_per_s']:.1f}/s "
         f"(gateway accepted {result['accepted_per_s']:.0f}/s, submit p50 {result['submit_p50_ms']:.0f} ms, "
@@ -163,29 +163,16 @@ def cpu_by_process(system: System, databases=None) -> dict[str, float]:
     """
     marker = f"LANLING_VAR={system.env['LANLING_VAR']}".encode()
     db_names = [url.rsplit("/", 1)[1] for url in (databases.urls.values() if databases else [])]
-    tick = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for pid, args, cpu in processes():
+        name = postgres_database(args, db_names)
+        if name is not None:
+            label = "postgres:" + name.split("_")[2]
+        elif args[0] != "/bin/sh" and environ_has(pid, marker):  # not honcho's shell wrappers: they only wait
+            label = args[-1] if "services.common.runner" in args else "lanling-run"  # honcho, reading logs
+        else:
             continue
-        try:
-            cmdline = Path(entry.path, "cmdline").read_bytes()
-            args = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
-            if not args:
-                continue
-            if args[0].startswith("postgres:"):
-                name = next((d for d in db_names if d in args[0]), None)
-                if name is None:
-                    continue
-                label = "postgres:" + name.split("_")[2]
-            else:
-                if marker not in Path(entry.path, "environ").read_bytes().split(b"\0"):
-                    continue
-                label = args[-1] if "services.common.runner" in args else Path(args[1] if len(args) > 1 else args[0]).name
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        totals[f"{label}#{entry.name}"] = (int(fields[11]) + int(fields[12])) / tick
+        totals[f"{label}#{pid}"] = cpu
     return totals
 
 

@@ -21,45 +21,20 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from sqlalchemy import Integer, String, func, select  # noqa: E402
-from sqlalchemy.orm import Mapped, mapped_column  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
-from services.common.db import make_base  # noqa: E402
 from services.common.dependencies import DatabaseProvider  # noqa: E402
-from services.common.messaging import handle  # noqa: E402
-
-ProducerBase = make_base()
-ConsumerBase = make_base()
-
-
-class Effect(ConsumerBase):
-    __tablename__ = "effects"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    case_no: Mapped[str] = mapped_column(String(40))
-
-
-class HopProducer:
-    name = "intake"
-    db = DatabaseProvider(ProducerBase.metadata)
-
-
-class HopConsumer:
-    name = "routing"
-    db = DatabaseProvider(ConsumerBase.metadata)
-
-    @handle("case_received")
-    def on_case_received(self, event):
-        with self.db.handling(event) as uow:
-            uow.session.add(Effect(case_no=event.correlation_id))
-
-
-def case_received(case_no: str, content: str) -> dict:
-    now = datetime.now(timezone.utc)
-    return {"case_no": case_no, "accepted_at": now, "content": content,
-            "source": {"channel": "hotline", "reference": f"ref-{case_no}", "received_at": now}}
+# the reliability core's own toy producer (intake) and consumer (routing: inbox + one effect row)
+from tests.integration.test_messaging import (  # noqa: E402
+    ConsumerBase,
+    Effect,
+    ProducerBase,
+    ToyConsumer,
+    ToyProducer,
+    case_received,
+)
 
 
 def _config(amqp_uri: str, urls: dict) -> dict:
@@ -74,7 +49,7 @@ def serve_consumer(amqp_uri: str, urls: dict) -> None:
 
     patch_psycopg()
     runner = ServiceRunner(_config(amqp_uri, urls))
-    runner.add_service(HopConsumer)
+    runner.add_service(ToyConsumer)
     runner.start()
     print("ready", flush=True)
     from eventlet.hubs import trampoline
@@ -97,14 +72,15 @@ def measure(amqp_uri: str, urls: dict, events: int, concurrency: int = 10) -> di
     consumer_db.create_all()
     consumer = subprocess.Popen([sys.executable, "-m", "tests.bench.hop_worker", "consumer", amqp_uri, json.dumps(urls)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    container = ServiceContainer(HopProducer, _config(amqp_uri, urls))
+    container = ServiceContainer(ToyProducer, _config(amqp_uri, urls))
     container.start()
     try:
         if consumer.stdout.readline().strip() != "ready":
             raise RuntimeError("the hop consumer did not start")
         db = next(e for e in container.extensions if isinstance(e, DatabaseProvider)).db
         content = "邻居盖房占了我家宅基地半米，找村里调解两回没用，请求调解。" * 8
-        cpu_before = _cpu([os.getpid(), consumer.pid])
+        db_names = [urls["intake"].rsplit("/", 1)[1], urls["routing"].rsplit("/", 1)[1]]
+        cpu_before, pg_before = _cpu([os.getpid(), consumer.pid]), _postgres_cpu(db_names)
 
         def emit(i):
             with db.transaction() as uow:
@@ -125,6 +101,7 @@ def measure(amqp_uri: str, urls: dict, events: int, concurrency: int = 10) -> di
             eventlet.sleep(0.02)
         finished = time.monotonic()
         cpu = _cpu([os.getpid(), consumer.pid]) - cpu_before
+        pg_cpu = _postgres_cpu(db_names) - pg_before
     finally:
         container.stop()
         consumer.stdin.close()
@@ -135,8 +112,15 @@ def measure(amqp_uri: str, urls: dict, events: int, concurrency: int = 10) -> di
         "event_hop_msgs_per_s": round(done / (finished - began)),
         "event_hop_emit_per_s": round(events / (emitted - began)),
         "event_hop_cpu_ms_per_msg": round(cpu * 1000 / max(1, done), 2),
+        "event_hop_postgres_cpu_ms_per_msg": round(pg_cpu * 1000 / max(1, done), 2),
         "event_hop_handled": done,
     }
+
+
+def _postgres_cpu(db_names) -> float:
+    from tests.bench.common import postgres_database, processes
+
+    return sum(cpu for _pid, args, cpu in processes() if postgres_database(args, db_names))
 
 
 def _cpu(pids) -> float:

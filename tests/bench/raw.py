@@ -24,9 +24,13 @@ def payload() -> bytes:
     """About 1 KB of JSON, like a case_received envelope."""
     orders = Orders("raw", seed=1)
     body = {"event_id": "0" * 32, "type": "case_received", "data": orders.next()}
-    body["data"]["content"] = (body["data"]["content"] * 3)[:300]
-    raw = json.dumps(body, ensure_ascii=False).encode()
-    return raw + b" " * max(0, 1024 - len(raw))
+    text = body["data"]["content"] * 3
+    while True:
+        body["data"]["content"] = text
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        if len(raw) <= 1024:
+            return raw + b" " * (1024 - len(raw))
+        text = text[:-8]
 
 
 def _consume(uri: str, n: int, ready, result):
