@@ -5,7 +5,7 @@ to bench-results/bench-<timestamp>.json. Sections (each can be skipped for a qui
 e.g. `python -m tests.bench --only raw,hop`): raw, hop, sqlite, postgres, growth, scaleout, units.
 
 Environment: BENCH_GROWTH_SIZES (default 1000,100000,1000000), BENCH_SECONDS (length of
-each capacity burst, default 20), MAX_WORKERS and the other settings of the README reach
+each capacity burst, default 20), BENCH_KEEP=1 (keep the processes' logs), MAX_WORKERS and the other settings of the README reach
 the services unchanged.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -120,6 +121,10 @@ def main(argv=None) -> None:
     results.mkdir(exist_ok=True)
     path = results / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    if os.environ.get("BENCH_KEEP"):
+        say(f"logs and SQLite files kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     say(f"done in {out['bench_seconds']} s; written to {path.relative_to(ROOT)}")
     print(json.dumps(summary, ensure_ascii=False), flush=True)
 
