@@ -18,7 +18,9 @@ DEFAULTS = {
     "AMQP_HEARTBEAT": "15",
     "MAX_WORKERS": "10",
     "RPC_TIMEOUT": "10",
-    "RETRY_DELAYS_MS": "1000,5000,30000,120000,600000",
+    # the first retry is short: most failures are ordering races (an event about a case whose
+    # case_received another queue has not delivered yet), over within milliseconds
+    "RETRY_DELAYS_MS": "200,1000,5000,30000,120000,600000",
     "OUTBOX_POLL_SECONDS": "1.0",
     "TZ_NAME": "Asia/Shanghai",
 }

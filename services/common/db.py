@@ -138,9 +138,13 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
 
 
 def make_engine(url: str, *, pool_size: int = 10):
+    """One engine per service process. `pool_size` should cover its concurrent workers plus the
+    relay and timers (DatabaseProvider passes max_workers + 4): a worker that finds the pool
+    empty waits up to 30 s for a connection, which looks like a stalled service."""
     url = config.normalise_db_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=pool_size, max_overflow=pool_size)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -197,8 +201,8 @@ class UnitOfWork:
 class Database:
     """The engine and transactions of one service; no nameko here (see common/dependencies.py)."""
 
-    def __init__(self, url: str, metadata: MetaData, producer: str, clock, on_commit=None):
-        self.engine = make_engine(url)
+    def __init__(self, url: str, metadata: MetaData, producer: str, clock, on_commit=None, *, pool_size: int = 10):
+        self.engine = make_engine(url, pool_size=pool_size)
         self.metadata = metadata
         self.producer = producer
         self.clock = clock

@@ -26,7 +26,7 @@ class DatabaseProvider(DependencyProvider):
         self.clock = conf.get("CLOCK") or clock_from_env()
         self.relay = None
         self.db = Database(conf["DATABASES"][service], self.metadata, producer=service, clock=self.clock,
-                           on_commit=self._wake_relay)
+                           on_commit=self._wake_relay, pool_size=int(conf.get("max_workers") or 10) + 4)
         if self.db.outbox is not None:
             publisher = ConfirmedPublisher(conf["AMQP_URI"])
             self.relay = OutboxRelay(self.db.engine, self.db.outbox, publisher, self.clock,

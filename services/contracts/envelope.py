@@ -32,6 +32,16 @@ class EnvelopeSchema(Wire):
 
 
 _ENVELOPE = EnvelopeSchema()
+_SCHEMAS: dict[type, object] = {}
+
+
+def _schema(spec):
+    """One instance per event schema: building one deep-copies every field (~0.1 ms), and an
+    instance holds no per-call state (marshmallow 4 has no context), so it is reused."""
+    schema = _SCHEMAS.get(spec.schema)
+    if schema is None:
+        schema = _SCHEMAS[spec.schema] = spec.schema()
+    return schema
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,9 @@ def new_event(type_: str, data: dict, *, correlation_id: str | None, occurred_at
     from services.contracts.catalogue import spec
 
     s = spec(type_)
-    wire_data = s.schema().dump(data)
-    errors = s.schema().validate(wire_data)
+    schema = _schema(s)
+    wire_data = schema.dump(data)
+    errors = schema.validate(wire_data)
     if errors:
         raise ValueError(f"{type_} data does not match its contract: {errors}")
     event = Event(type_, data, correlation_id, occurred_at, s.producer, s.version)
@@ -91,7 +102,7 @@ def load_event(body: bytes | str) -> Event:
             raise InvalidEvent(f"no upcaster for {s.name} v{version}")
         data, version = upcast(data), version + 1
     try:
-        data = s.schema().load(data)
+        data = _schema(s).load(data)
     except ValidationError as exc:
         raise InvalidEvent(f"{s.name} data invalid: {exc.messages}") from exc
     return Event(s.name, data, envelope["correlation_id"], envelope["occurred_at"], envelope["producer"], s.version, envelope["event_id"])
