@@ -19,6 +19,8 @@ def upgrade(service: str, url: str | None = None) -> None:
 
 
 def make_revision(service: str, message: str) -> None:
+    """Autogenerate a revision against the database brought to head first (use a scratch LANLING_VAR)."""
+    upgrade(service)
     command.revision(alembic_config(service), message=message, autogenerate=True)
 
 

@@ -31,6 +31,7 @@ from services.mediation.models import (
     Attachment,
     CaseHolder,
     CaseRecord,
+    EarlyEvent,
     Evaluation,
     MediationSession,
     Party,
@@ -40,6 +41,8 @@ from services.mediation.models import (
     TimerFiring,
 )
 from services.mediation.store import dump_state, load_state, to_json
+from services.contracts.catalogue import spec
+from services.contracts.envelope import Event
 
 SYSTEM = Actor("system")
 TIMER = Actor("system", "timer")
@@ -54,7 +57,7 @@ ROUTE_SOURCES = ("received", "returned", "escalated", "reopened")
 
 
 class CaseNotKnownYet(Exception):
-    """An event about a case whose case_received has not been handled yet: retried later."""
+    """The case is not in this database (yet); events about it wait for it in EarlyEvent."""
 
 
 def _process_label() -> str:
@@ -203,6 +206,23 @@ def open_case(uow, data: dict) -> None:
            detail={"channel": source["channel"], "reference": source["reference"], "urgent": data.get("urgent")})
     if data.get("resolved_on_site"):
         perform(uow, rec, "resolve_on_site", SYSTEM, {"summary": data.get("title") or "网格员现场调解"})
+    for early in uow.session.scalars(select(EarlyEvent).where(EarlyEvent.case_no == case_no).order_by(EarlyEvent.id)):
+        event = Event(early.event_type, spec(early.event_type).schema().load(early.data), case_no, early.occurred_at,
+                      early.producer, spec(early.event_type).version, early.event_id)
+        ABOUT_A_CASE[event.type](uow, event)
+        uow.session.delete(early)
+
+
+def about_case(uow, event: Event) -> None:
+    """An event about a case; one that arrives before the case itself waits for it (EarlyEvent)
+    instead of failing and coming back after a retry delay."""
+    case_no = event.correlation_id or event.data.get("case_no")
+    if case_no and uow.session.get(CaseRecord, case_no) is None:
+        uow.session.add(EarlyEvent(case_no=case_no, event_id=event.event_id, event_type=event.type,
+                                   producer=event.producer, occurred_at=event.occurred_at,
+                                   data=spec(event.type).schema().dump(event.data)))
+        return
+    ABOUT_A_CASE[event.type](uow, event)
 
 
 def _remember_people(rec: CaseRecord, refs: list[dict]) -> dict:
@@ -308,6 +328,20 @@ def note(uow, event) -> None:
     if "reason" in detail:
         detail["reason"] = privacy.mask_text(detail["reason"])
     record(uow.session, data["case_no"], event.occurred_at, event.type, event.producer, detail=detail)
+
+
+ABOUT_A_CASE = {
+    "case_routed": lambda uow, e: on_routed(uow, e.data),
+    "case_merged": lambda uow, e: on_merged(uow, e.data),
+    "case_unmerged": lambda uow, e: on_unmerged(uow, e.data),
+    "case_urgent": lambda uow, e: on_urgent(uow, e.data),
+    "counsellor_assigned": on_counsellor_assigned,
+    "counsellor_offered": note,
+    "psych_unmatched": note,
+    "psych_session_recorded": note,
+    "notification_sent": note,
+    "notification_failed": note,
+}
 
 
 # -- events out -----------------------------------------------------------------

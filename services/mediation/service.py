@@ -58,54 +58,49 @@ class MediationService(HealthMixin):
         with self.db.handling(event) as uow:
             handlers.open_case(uow, event.data)
 
+    def _about_case(self, event):
+        with self.db.handling(event) as uow:
+            handlers.about_case(uow, event)
+
     @handle("case_routed")
     def on_case_routed(self, event):
-        with self.db.handling(event) as uow:
-            handlers.on_routed(uow, event.data)
+        self._about_case(event)
 
     @handle("case_merged")
     def on_case_merged(self, event):
-        with self.db.handling(event) as uow:
-            handlers.on_merged(uow, event.data)
+        self._about_case(event)
 
     @handle("case_unmerged")
     def on_case_unmerged(self, event):
-        with self.db.handling(event) as uow:
-            handlers.on_unmerged(uow, event.data)
+        self._about_case(event)
 
     @handle("case_urgent")
     def on_case_urgent(self, event):
-        with self.db.handling(event) as uow:
-            handlers.on_urgent(uow, event.data)
+        self._about_case(event)
 
     @handle("counsellor_assigned")
     def on_counsellor_assigned(self, event):
-        with self.db.handling(event) as uow:
-            handlers.on_counsellor_assigned(uow, event)
-
-    def _note(self, event):
-        with self.db.handling(event) as uow:
-            handlers.note(uow, event)
+        self._about_case(event)
 
     @handle("counsellor_offered")
     def on_counsellor_offered(self, event):
-        self._note(event)
+        self._about_case(event)
 
     @handle("psych_unmatched")
     def on_psych_unmatched(self, event):
-        self._note(event)
+        self._about_case(event)
 
     @handle("psych_session_recorded")
     def on_psych_session_recorded(self, event):
-        self._note(event)
+        self._about_case(event)
 
     @handle("notification_sent")
     def on_notification_sent(self, event):
-        self._note(event)
+        self._about_case(event)
 
     @handle("notification_failed")
     def on_notification_failed(self, event):
-        self._note(event)
+        self._about_case(event)
 
     # -- the timer ------------------------------------------------------------
     @DeadlineTimer.decorator

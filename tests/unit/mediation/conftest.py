@@ -27,14 +27,11 @@ class Desk:
 
     def event(self, type_: str, data: dict, producer: str = "intake") -> None:
         event = Event(type_, data, data.get("case_no"), self.clock.now(), producer, 1, str(uuid.uuid4()))
-        handler = {"case_received": lambda uow: handlers.open_case(uow, data),
-                   "case_routed": lambda uow: handlers.on_routed(uow, data),
-                   "case_merged": lambda uow: handlers.on_merged(uow, data),
-                   "case_unmerged": lambda uow: handlers.on_unmerged(uow, data),
-                   "case_urgent": lambda uow: handlers.on_urgent(uow, data),
-                   "counsellor_assigned": lambda uow: handlers.on_counsellor_assigned(uow, event)}
-        with self.db.handling(event) as uow:
-            handler.get(type_, lambda uow: handlers.note(uow, event))(uow)
+        with self.db.handling(event) as uow:   # as the service's entrypoints do
+            if type_ == "case_received":
+                handlers.open_case(uow, data)
+            else:
+                handlers.about_case(uow, event)
 
     def act(self, case_no: str, action: str, actor: dict, **payload) -> dict:
         with self.db.transaction() as uow:

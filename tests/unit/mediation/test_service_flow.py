@@ -184,13 +184,22 @@ def test_merge_unmerge_urgent_and_psych_events_enter_the_timeline(desk):
     assert desk.view(CASE)["counsellor"]["id"] == "PC-1"
 
 
-def test_an_event_about_an_unknown_case_is_retried(desk):
-    with pytest.raises(handlers.CaseNotKnownYet):
-        desk.routed("371324-20260302-000404")
-    with pytest.raises(handlers.CaseNotKnownYet):
-        desk.event("notification_sent", {"case_no": "371324-20260302-000404", "delivery_id": "d",
-                                         "event_type": "x", "audience": "citizen", "recipient": "r",
-                                         "channel": "sms", "attempts": 1}, producer="notify")
+def test_events_that_arrive_before_the_case_wait_for_it_and_apply_in_order(desk):
+    early = "371324-20260302-000404"
+    desk.routed(early)
+    desk.event("notification_sent", {"case_no": early, "delivery_id": "d", "event_type": "case_received",
+                                     "audience": "citizen", "recipient": "r", "channel": "sms", "attempts": 1},
+               producer="notify")
+    with pytest.raises(NotFound):
+        desk.view(early)
+    desk.received(early)
+    view = desk.view(early)
+    assert view["status"] == "assigned" and view["holders"] == ["M-005-1"]
+    events = [h["event"] for h in view["history"]]
+    assert events.index("case_received") < events.index("case_routed") < events.index("notification_sent")
+    assert len(desk.events("case_assigned")) == 1
+    desk.received(early)                                         # a redelivered case_received changes nothing
+    assert len(desk.events("case_assigned")) == 1
 
 
 def test_a_grid_report_settled_on_site_is_closed_at_once(desk):
