@@ -105,6 +105,9 @@ class MergeProfile:
     party_hashes: frozenset[str] = frozenset()        # phone / ID hashes of the parties
     party_name_hashes: frozenset[str] = frozenset()
     masked: Mapping[str, str] = field(default_factory=dict)
+    # The text's features as stored with the profile, so scoring a stored case needs no
+    # word cutting (the service keeps them next to the merge keys); None: computed when needed.
+    features: "TextFeatures | None" = field(default=None, compare=False, repr=False)
 
     @property
     def person_ids(self) -> frozenset[str]:
@@ -122,7 +125,7 @@ class MergeProfile:
 
     def to_row(self) -> dict:
         """JSON-ready, for the service's table of open cases' profiles."""
-        row = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        row = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "features"}
         row["opened_at"] = self.opened_at.isoformat()
         row["party_hashes"] = sorted(self.party_hashes)
         row["party_name_hashes"] = sorted(self.party_name_hashes)
@@ -137,6 +140,7 @@ class MergeProfile:
         values["party_hashes"] = frozenset(values.get("party_hashes") or ())
         values["party_name_hashes"] = frozenset(values.get("party_name_hashes") or ())
         values["masked"] = dict(values.get("masked") or {})
+        values = {name: value for name, value in values.items() if name in cls.__dataclass_fields__}
         return cls(**values)
 
 
@@ -337,6 +341,36 @@ def text_features(text: str, rules_path: Path = RULES_PATH) -> TextFeatures:
     return TextFeatures(weights, topics, topics - vocab.weak_terms, norm, villages, sites, rare)
 
 
+def profile_features(profile: MergeProfile, config: "MergeConfig | None" = None) -> TextFeatures:
+    """The profile's stored features, or its text's (cached)."""
+    if profile.features is not None:
+        return profile.features
+    return text_features(profile.comparable_text, (config or MergeConfig()).rules_path)
+
+
+def features_to_json(features: TextFeatures) -> dict:
+    return {
+        "weights": features.weights, "topics": sorted(features.topics),
+        "strong_topics": sorted(features.strong_topics), "norm": features.norm,
+        "villages": sorted(features.villages), "sites": list(features.sites), "rare": list(features.rare),
+    }
+
+
+def features_from_json(data: Mapping) -> TextFeatures:
+    return TextFeatures(
+        dict(data["weights"]), frozenset(data["topics"]), frozenset(data["strong_topics"]), float(data["norm"]),
+        frozenset(data["villages"]), tuple(data["sites"]), tuple(data["rare"]),
+    )
+
+
+@lru_cache(maxsize=4)
+def rules_digest(rules_path: Path = RULES_PATH) -> str:
+    """Identifies the rules (and jieba's dictionary) stored features were computed with."""
+    digest = hashlib.sha256(Path(rules_path).read_bytes())
+    digest.update(jieba.__version__.encode())
+    return digest.hexdigest()[:16]
+
+
 def _village_mentions(text: str) -> tuple[frozenset[str], str]:
     """Village names (…村, …社区), and the text without them.
 
@@ -433,7 +467,7 @@ def merge_keys(profile: MergeProfile, config: MergeConfig = MergeConfig()) -> se
     w: one of its rarest words, within a township
     """
     scope = profile.township or "-"
-    features = text_features(profile.comparable_text, config.rules_path)
+    features = profile_features(profile, config)
     top = features.salient
     keys = {f"p:{digest[:24]}" for digest in profile.person_ids}
     keys |= {f"n:{scope}:{digest[:24]}" for digest in profile.person_names}
@@ -469,8 +503,8 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
     """How sure we are that `new` reports the dispute of `existing`, and why."""
     vocab = vocabulary(config.rules_path)
     rules, weights = vocab.rules, vocab.rules["evidence"]
-    new_text = text_features(new.comparable_text, config.rules_path)
-    old_text = text_features(existing.comparable_text, config.rules_path)
+    new_text = profile_features(new, config)
+    old_text = profile_features(existing, config)
     matched: dict = {}
     reasons: list[str] = []
     adjustment = 0.0
