@@ -437,13 +437,21 @@ _REFERENCE_FIELDS = {
 }
 
 
+_SCHEMA_INSTANCES: dict[str, BaseSchema] = {}
+
+
 def schema_for(channel: str) -> BaseSchema:
+    """The channel's schema. Instances are kept: building one copies every field, which costs
+    more than loading a submission, and loading does not change a schema."""
     if channel not in CHANNELS:
         shown = channel[:40] if isinstance(channel, str) else type(channel).__name__
         raise SubmissionInvalid(
             {"channel": [f"unknown channel {shown!r}; expected one of: {', '.join(sorted(CHANNELS))}"]}
         )
-    return CHANNELS[channel]()
+    schema = _SCHEMA_INSTANCES.get(channel)
+    if schema is None:
+        schema = _SCHEMA_INSTANCES[channel] = CHANNELS[channel]()
+    return schema
 
 
 def reference_field(channel: str) -> str:

@@ -59,8 +59,9 @@ DEFAULT_REPLY = {
 # How much sharing one blocking key says (merge.merge_keys prefixes): the same person or a
 # near-identical text says much, a pair of common dispute words within a township little.
 KEY_WEIGHTS = {"p": 4, "m": 3, "v": 2, "s": 2, "w": 2, "n": 1, "t": 1}
-PER_KEY_LIMIT = 40      # most recent open cases read per key: bounds the work per submission
-CANDIDATE_LIMIT = 12    # candidates scored, best-ranked by shared keys
+PER_KEY_LIMIT = 24      # most recent open cases read per key: bounds the work per submission
+CANDIDATE_LIMIT = 8     # candidate cases scored, best-ranked by shared keys
+MIN_SHARED = 1          # a case must share at least this weight of keys to be scored
 _places: dict[str, tuple[int, canonical.StaticPlaces]] = {}
 
 
@@ -267,22 +268,21 @@ def find_merge_match(session, profile: MergeProfile, config: MergeConfig = Merge
     if not keys:
         return None
     window_start = profile.opened_at - timedelta(days=config.window_days)
-    case_nos = candidate_cases(session, keys, window_start)
-    if not case_nos:
-        return None
-    return _best_match(profile, load_profiles(session, case_nos), config)
+    candidates = candidate_profiles(session, keys, window_start)
+    return _best_match(profile, candidates, config) if candidates else None
 
 
-def candidate_cases(session, keys, window_start: datetime, *, per_key: int = PER_KEY_LIMIT,
-                    limit: int = CANDIDATE_LIMIT) -> list[str]:
+def candidate_profiles(session, keys, window_start: datetime, *, per_key: int = PER_KEY_LIMIT,
+                       limit: int = CANDIDATE_LIMIT) -> list[MergeProfile]:
+    """The merge profiles of the open cases that share the most (weighted) keys."""
     weights = {key: KEY_WEIGHTS.get(key.split(":", 1)[0], 1) for key in keys}
     if session.get_bind().dialect.name == "postgresql":
         ordered = sorted(weights)
-        rows = session.execute(_PG_CANDIDATES, {
+        rows = session.execute(_PG_CANDIDATES, {  # one round trip: the ranking and the profiles
             "keys": ordered, "weights": [weights[k] for k in ordered], "window_start": window_start,
-            "per_key": per_key, "limit": limit,
+            "per_key": per_key, "limit": limit, "min_shared": MIN_SHARED,
         })
-        return [row.case_no for row in rows]
+        return [_profile(row) for row in rows]
     ranked: dict[str, list] = {}
     for key, weight in weights.items():
         latest = session.execute(
@@ -293,32 +293,42 @@ def candidate_cases(session, keys, window_start: datetime, *, per_key: int = PER
         for case_no, opened_at in latest:
             entry = ranked.setdefault(case_no, [0, opened_at])
             entry[0] += weight
-    return [c for c, _ in sorted(ranked.items(), key=lambda item: (-item[1][0], -item[1][1].timestamp()))[:limit]]
+    ranked = {case_no: entry for case_no, entry in ranked.items() if entry[0] >= MIN_SHARED}
+    best = [c for c, _ in sorted(ranked.items(), key=lambda item: (-item[1][0], -item[1][1].timestamp()))[:limit]]
+    return load_profiles(session, best)
 
 
+_PROFILE_COLUMNS = (MergeProfileRow.case_no, MergeProfileRow.profile, MergeProfileRow.address,
+                    MergeProfileRow.features, MergeProfileRow.rules_digest)
 _PG_CANDIDATES = text("""
-    SELECT hit.case_no, sum(q.weight) AS shared, max(hit.opened_at) AS latest
-    FROM unnest(CAST(:keys AS text[]), CAST(:weights AS int[])) AS q(key, weight)
-    CROSS JOIN LATERAL (
-        SELECT m.case_no, m.opened_at FROM merge_keys m
-        WHERE m.key = q.key AND m.opened_at >= :window_start
-        ORDER BY m.opened_at DESC LIMIT :per_key
-    ) AS hit
-    GROUP BY hit.case_no
-    ORDER BY shared DESC, latest DESC
-    LIMIT :limit
-""")
+    WITH hits AS (
+        SELECT hit.case_no, sum(q.weight) AS shared, max(hit.opened_at) AS latest
+        FROM unnest(CAST(:keys AS text[]), CAST(:weights AS int[])) AS q(key, weight)
+        CROSS JOIN LATERAL (
+            SELECT m.case_no, m.opened_at FROM merge_keys m
+            WHERE m.key = q.key AND m.opened_at >= :window_start
+            ORDER BY m.opened_at DESC LIMIT :per_key
+        ) AS hit
+        GROUP BY hit.case_no
+        HAVING sum(q.weight) >= :min_shared
+        ORDER BY shared DESC, latest DESC
+        LIMIT :limit
+    )
+    SELECT p.case_no, p.profile, p.address, p.features, p.rules_digest
+    FROM hits JOIN merge_profiles p ON p.case_no = hits.case_no
+""").columns(*_PROFILE_COLUMNS)
 
 
 def load_profiles(session, case_nos) -> list[MergeProfile]:
-    digest = rules_digest(MergeConfig().rules_path)
-    profiles = []
-    for row in session.scalars(select(MergeProfileRow).where(MergeProfileRow.case_no.in_(list(case_nos)))):
-        values = dict(row.profile, case_no=row.case_no, address=row.address)
-        if row.features is not None and row.rules_digest == digest:
-            values["features"] = features_from_json(row.features)
-        profiles.append(MergeProfile.from_row(values))
-    return profiles
+    rows = session.execute(select(*_PROFILE_COLUMNS).where(MergeProfileRow.case_no.in_(list(case_nos))))
+    return [_profile(row) for row in rows]
+
+
+def _profile(row) -> MergeProfile:
+    values = dict(row.profile, case_no=row.case_no, address=row.address)
+    if row.features is not None and row.rules_digest == rules_digest(MergeConfig().rules_path):
+        values["features"] = features_from_json(row.features)
+    return MergeProfile.from_row(values)
 
 
 def index_source(session, source_id: int, profile: MergeProfile, config: MergeConfig = MergeConfig()) -> None:
@@ -423,6 +433,8 @@ def case_finished(uow, event_type: str, data: dict) -> int:
     sources = session.scalars(select(Source).where(Source.case_no == case.case_no).order_by(Source.id)).all()
     for source in sources:
         _tell_source(uow, source, case.case_no, event_type, status, reply, at, outcome=outcome)
+        if event_type == "case_closed":
+            source.canonical = None  # kept only while the source might be split off (unmerge)
     return len(sources)
 
 

@@ -62,6 +62,17 @@ _SITE_NAME_MAX = 5
 _NAME_MIN_IDF = 6.0
 _NOT_TEXT = re.compile(r"[\W_]+")
 _SHINGLE = 3
+_QUANTITY = re.compile(r"(\d+(?:\.\d+)?)\s*(?:个|位)?(万元|万|元|亩|公分|厘米|米|吨|户|人|名|工人|天)")
+_UNITS = {"万": "万元", "名": "人", "工人": "人", "厘米": "公分"}
+QUANTITY_WEIGHT = 6.0
+# Surnames, for people named in a text (the commonest; 某 marks a masked name).
+_SURNAMES = frozenset("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡"
+                      "贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段"
+                      "雷钱汤尹黎易常武乔贺赖龚文庞樊兰殷施陶洪翟安颜倪严牛温芦季俞章鲁葛伍韦申尤毕聂焦向柳邢骆岳齐")
+_NOT_IN_NAMES = frozenset("的了在是和与把被对给说家从到去来就也都还又不没有要让将跟向往等")
+_MASKED_PERSON = re.compile(f"([{''.join(sorted(_SURNAMES))}])某")
+# Bumped when text_features changes, so features stored with an older version are recomputed.
+FEATURES_VERSION = "2"
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -261,6 +272,7 @@ class Vocabulary:
         self.private_terms = frozenset(raw["private_terms"])
         self.exclusive = [frozenset(group) for group in raw["exclusive"]]
         self.site_pattern = _alternation(raw["site_suffixes"])
+        self.organisation_pattern = _alternation(raw.get("organisation_suffixes", ()))
         import jieba.analyse  # jieba's IDF table, loaded once
 
         tfidf = jieba.analyse.default_tfidf
@@ -303,6 +315,8 @@ class TextFeatures:
     villages: frozenset[str]           # village names it mentions, in every plausible reading
     sites: tuple[str, ...]             # names of estates, sites, works, schools (阳光花园, 宏达石材)
     rare: tuple[str, ...]              # its rarest ordinary words, rarest first
+    people: tuple[str, ...] = ()       # people it names: 姜宝刚, or 戴某 (a surname and 某)
+    quantities: tuple[str, ...] = ()   # amounts with their unit: 42人, 32公分, 3.5万元
 
     @cached_property
     def salient(self) -> tuple[str, ...]:
@@ -320,6 +334,7 @@ def _normalised(text: str, vocab: Vocabulary) -> str:
 @lru_cache(maxsize=8192)
 def text_features(text: str, rules_path: Path = RULES_PATH) -> TextFeatures:
     vocab = vocabulary(rules_path)
+    masked_people = [m.group(1) + "某" for m in _MASKED_PERSON.finditer(unicodedata.normalize("NFKC", text))]
     normal = _normalised(text, vocab)
     weights: dict[str, float] = {}
     for match in vocab.term_pattern.finditer(normal):
@@ -331,14 +346,20 @@ def text_features(text: str, rules_path: Path = RULES_PATH) -> TextFeatures:
     sites = _site_mentions(normal, vocab)
     normal = _ADMIN_PLACE.sub(" ", normal)
     normal = vocab.term_pattern.sub(" ", normal)
-    for word in jieba.lcut(normal, HMM=False):
+    words = jieba.lcut(normal, HMM=False)
+    for word in words:
         if len(word) >= 2 and _CJK.search(word) and word not in vocab.stopwords and word not in weights \
                 and not any(word in site for site in sites):  # a shared site counts as a place, once
             weights[word] = vocab.weight(word)
+    quantities = tuple(dict.fromkeys(f"{float(number):g}{_UNITS.get(unit, unit)}"
+                                     for number, unit in _QUANTITY.findall(normal)))
+    for quantity in quantities:
+        weights[f"#{quantity}"] = QUANTITY_WEIGHT
+    people = tuple(dict.fromkeys([*masked_people, *_people_named(words)]))
     rare = tuple(sorted((w for w in weights if w not in topics and vocab.idf.get(w, 0) >= vocab.rare_idf),
                         key=lambda w: (-vocab.idf[w], w)))
     norm = sum(w * w for w in weights.values()) ** 0.5
-    return TextFeatures(weights, topics, topics - vocab.weak_terms, norm, villages, sites, rare)
+    return TextFeatures(weights, topics, topics - vocab.weak_terms, norm, villages, sites, rare, people, quantities)
 
 
 def profile_features(profile: MergeProfile, config: "MergeConfig | None" = None) -> TextFeatures:
@@ -353,6 +374,7 @@ def features_to_json(features: TextFeatures) -> dict:
         "weights": features.weights, "topics": sorted(features.topics),
         "strong_topics": sorted(features.strong_topics), "norm": features.norm,
         "villages": sorted(features.villages), "sites": list(features.sites), "rare": list(features.rare),
+        "people": list(features.people), "quantities": list(features.quantities),
     }
 
 
@@ -360,6 +382,7 @@ def features_from_json(data: Mapping) -> TextFeatures:
     return TextFeatures(
         dict(data["weights"]), frozenset(data["topics"]), frozenset(data["strong_topics"]), float(data["norm"]),
         frozenset(data["villages"]), tuple(data["sites"]), tuple(data["rare"]),
+        tuple(data.get("people", ())), tuple(data.get("quantities", ())),
     )
 
 
@@ -367,7 +390,7 @@ def features_from_json(data: Mapping) -> TextFeatures:
 def rules_digest(rules_path: Path = RULES_PATH) -> str:
     """Identifies the rules (and jieba's dictionary) stored features were computed with."""
     digest = hashlib.sha256(Path(rules_path).read_bytes())
-    digest.update(jieba.__version__.encode())
+    digest.update(f"{jieba.__version__}/{FEATURES_VERSION}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -396,7 +419,14 @@ def _site_mentions(text: str, vocab: Vocabulary) -> tuple[str, ...]:
     wrong guess must not swallow what the dispute is about (鱼塘因上游纸厂)."""
     names = (_name_before(text, match.start(), _SITE_NAME_MAX)[0] for match in vocab.site_pattern.finditer(text))
     # A common word is no name (并且小区, 目前小区): proper names are rarer words, or unknown.
-    return tuple(dict.fromkeys(n for n in names if len(n) >= 2 and vocab.idf.get(n, 99) >= _NAME_MIN_IDF))
+    found = [n for n in names if len(n) >= 2 and vocab.idf.get(n, 99) >= _NAME_MIN_IDF]
+    # Companies and the like (盛远物流公司 -> 盛远物流): only a name jieba does not know is
+    # taken, since 物业公司 or 建筑公司 name a kind, not a firm.
+    for match in vocab.organisation_pattern.finditer(text):
+        name = _name_before(text, match.start(), _SITE_NAME_MAX)[0]
+        if len(name) >= 2 and name not in vocab.idf and vocab.idf.get(name[:2], 99) >= vocab.rare_idf:
+            found.append(name)
+    return tuple(dict.fromkeys(found))
 
 
 def _name_before(text: str, end: int, longest: int) -> tuple[str, int]:
@@ -421,6 +451,69 @@ def _name_before(text: str, end: int, longest: int) -> tuple[str, int]:
 
 def _blanked(text: str, blank: list[bool]) -> str:
     return "".join(" " if hidden else char for char, hidden in zip(text, blank))
+
+
+def _people_named(words: Sequence[str]) -> tuple[str, ...]:
+    """People a text names, read off jieba's cut: a common surname that stands alone (jieba
+    knows no word it starts) followed by one or two single characters (姜/宝/刚 -> 姜宝刚),
+    or by 某 (李某, 李某某 -> 李某). Complainants' names were scrubbed before; what is left
+    is mostly the other side."""
+    people = []
+    for i, word in enumerate(words):
+        if word not in _SURNAMES:
+            continue
+        given = ""
+        for nxt in words[i + 1:i + 3]:
+            if len(nxt) != 1 or not _CJK.match(nxt) or nxt in _NOT_IN_NAMES:
+                break
+            given += nxt
+            if nxt == "某":
+                break
+        if given.startswith("某"):
+            people.append(word + "某")
+        elif given and "某" not in given:
+            people.append(word + given)
+    return tuple(dict.fromkeys(people))
+
+
+def _people_agree(a: Sequence[str], b: Sequence[str]) -> str | None:
+    """A person both texts name, or None: full names must be equal; a masked name (李某)
+    agrees with any name of its surname."""
+    for x in a:
+        for y in b:
+            if x == y or (x[0] == y[0] and ("某" in x or "某" in y)):
+                return x if "某" not in x else y
+    return None
+
+
+def _named_is_party(people: Sequence[str], other: MergeProfile) -> str | None:
+    """A person one text names in full who is a party or complainant of the other report."""
+    for name in people:
+        if "某" not in name and privacy.keyed_hash(name, "name") in other.person_names:
+            return name
+    return None
+
+
+def _quantities_differ(a: Sequence[str], b: Sequence[str]) -> list[str]:
+    """Amounts of one unit that both texts state and none of which agree (42人 vs 17人)."""
+    def by_unit(values):
+        out: dict[str, set[float]] = {}
+        for value in values:
+            number, unit = _NUMBER_UNIT.match(value).groups()
+            out.setdefault(unit, set()).add(float(number))
+        return out
+
+    mine, theirs = by_unit(a), by_unit(b)
+    differ = []
+    for unit in mine.keys() & theirs.keys():
+        close = any(abs(x - y) <= 0.1 * max(x, y) for x in mine[unit] for y in theirs[unit])
+        if not close:
+            differ.append(f"{'/'.join(f'{x:g}' for x in sorted(mine[unit]))} vs "
+                          f"{'/'.join(f'{y:g}' for y in sorted(theirs[unit]))} {unit}")
+    return differ
+
+
+_NUMBER_UNIT = re.compile(r"([\d.]+)(.+)")
 
 
 def _same_site(a: Sequence[str], b: Sequence[str]) -> str | None:
@@ -483,11 +576,17 @@ def merge_keys(profile: MergeProfile, config: MergeConfig = MergeConfig()) -> se
     return keys
 
 
+@lru_cache(maxsize=4)
+def _empty_minhash(num_perm: int) -> MinHash:
+    """Generating the permutations costs more than hashing a text: do it once, then copy."""
+    return MinHash(num_perm=num_perm, seed=1)
+
+
 def _lsh_bands(shingles: set[str], bands: int, rows: int) -> list[str]:
     """MinHash of the character 3-grams, cut into bands: near-identical texts share a band."""
     if not shingles:
         return []
-    minhash = MinHash(num_perm=bands * rows, seed=1)
+    minhash = _empty_minhash(bands * rows).copy()
     minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
     values = minhash.hashvalues.astype("<u8")
     return [
@@ -527,6 +626,13 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
         adjustment += weights["party_conflict"]
         reasons.append("different parties")
     person_evidence = bool(same_ids or same_names)
+    # A private dispute (family, neighbours, a debt) reported by other identified people is
+    # almost always another dispute of the same kind: villages have many at once.
+    if not person_evidence and new.person_ids and existing.person_ids and weights.get("private_other_people"):
+        strong = (new_text.strong_topics | old_text.strong_topics)
+        if strong and strong <= vocab.private_terms:
+            adjustment += weights["private_other_people"]
+            reasons.append("other people, private dispute")
 
     place = 0.0
     if new.grid and new.grid == existing.grid:
@@ -561,6 +667,25 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
     elif new.township and new.township == existing.township:
         adjustment += weights["same_township"]
         matched["township"] = new.township
+
+    if new_text.people and old_text.people:
+        person = _people_agree(new_text.people, old_text.people) or _named_is_party(new_text.people, existing) \
+            or _named_is_party(old_text.people, new)
+        if person:
+            adjustment += weights.get("same_person_named", 0.0)
+            matched["person_named"] = person[0] + "某"
+            reasons.append(f"both name {person[0]}某")
+        elif not same_ids:
+            adjustment += weights.get("people_named_conflict", 0.0)
+            reasons.append("they name different people")
+    amounts = _quantities_differ(new_text.quantities, old_text.quantities)
+    if amounts and not same_ids:
+        adjustment += weights.get("quantity_conflict", 0.0)
+        reasons.append(f"different amounts: {'; '.join(amounts)}")
+
+    if new_text.strong_topics and old_text.strong_topics and not new_text.strong_topics & old_text.strong_topics:
+        adjustment += weights.get("topic_mismatch", 0.0)
+        reasons.append("no dispute word in common")
 
     conflicts = vocab.exclusive_conflicts(new_text.topics, old_text.topics)
     if conflicts:
