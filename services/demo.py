@@ -151,12 +151,10 @@ def _amqp_publisher() -> _AmqpPublisher | None:
     password = uuid.uuid4().hex
     try:
         quoted = requests.utils.quote(vhost, safe="")
-        own = f"^ingress\\.{DEMO_USER}\\..*"
         requests.put(f"{management}/api/users/{DEMO_USER}", json={"password": password, "tags": ""},
                      timeout=5).raise_for_status()
-        requests.put(f"{management}/api/permissions/{quoted}/{DEMO_USER}", json={
-            "configure": own, "write": f"^(intake\\.ingress|ingress\\.{DEMO_USER}\\..*)$",
-            "read": f"^(intake\\.ingress\\.results|ingress\\.{DEMO_USER}\\..*)$"}, timeout=5).raise_for_status()
+        requests.put(f"{management}/api/permissions/{quoted}/{DEMO_USER}", json=admin.broker_permissions(DEMO_USER),
+                     timeout=5).raise_for_status()
         admin.add_source_system(DEMO_USER, ["hotline", "petition", "opinion", "app", "grid", "walkin"],
                                 "lanling demo")
         netloc = f"{DEMO_USER}:{password}@{amqp.hostname or '127.0.0.1'}:{amqp.port or 5672}"

@@ -6,6 +6,8 @@ created in RabbitMQ (`broker_commands` prints the least-privilege commands).
 """
 from __future__ import annotations
 
+import re
+
 from services.common import config
 from services.common.clock import SystemClock
 from services.common.db import Database
@@ -38,13 +40,23 @@ def list_source_systems(db: Database | None = None) -> list[dict]:
         return handlers.source_systems(session)
 
 
+def broker_permissions(broker_user: str) -> dict:
+    """Least privilege for a source system's broker user (RabbitMQ configure/write/read patterns):
+    publish to intake.ingress; declare, bind and read its own queues `ingress.<user>.*`, bound
+    to the results and the feedback exchanges."""
+    own = f"ingress\\.{re.escape(broker_user)}\\..*"
+    return {
+        "configure": f"^{own}",
+        "write": f"^(intake\\.ingress|{own})$",
+        "read": f"^(intake\\.ingress\\.results|intake\\.egress|{own})$",
+    }
+
+
 def broker_commands(broker_user: str, vhost: str = "/") -> list[str]:
-    """rabbitmqctl commands for the system's broker user: it may publish to intake.ingress and
-    declare, bind and read its own queues `ingress.<user>.*` (for its results and feedback)."""
-    own = f"^ingress\\.{broker_user}\\..*"
+    """The rabbitmqctl commands that create the system's broker user with those permissions."""
+    allowed = broker_permissions(broker_user)
     return [
         f"rabbitmqctl add_user {broker_user} '<a strong password>'",
-        f"rabbitmqctl set_permissions -p {vhost} {broker_user} '{own}' "
-        f"'^(intake\\.ingress|ingress\\.{broker_user}\\..*)$' "
-        f"'^(intake\\.ingress\\.results|intake\\.egress|ingress\\.{broker_user}\\..*)$'",
+        f"rabbitmqctl set_permissions -p {vhost} {broker_user} "
+        f"'{allowed['configure']}' '{allowed['write']}' '{allowed['read']}'",
     ]

@@ -79,7 +79,7 @@ class BulkLoader:
         self.db = db
         self.places = canonical.StaticPlaces(places["townships"], places.get("villages", ()),
                                              places.get("grids", ()), NOT_TOWNSHIPS)
-        self.generator = Generator(places, seed=seed)
+        self.generator = Generator(places, seed=seed, tag=f"S{seed}")
         self.rng = random.Random(seed + 1)
         self.now = now or datetime.now(timezone.utc)
         self.window = timedelta(days=window_days)

@@ -192,8 +192,9 @@ def _word(rng: random.Random) -> str:
 class Generator:
     """Disputes spread over the county's townships and villages, and their reports."""
 
-    def __init__(self, places: dict, seed: int = 7):
+    def __init__(self, places: dict, seed: int = 7, tag: str = ""):
         self.rng = random.Random(seed)
+        self.tag = tag  # keeps references of two generators apart
         self.townships = [t for t in places["townships"]]
         self.villages_of: dict[str, list[dict]] = {}
         for village in places.get("villages", ()):
@@ -261,7 +262,7 @@ class Generator:
                    variant: int | None = None) -> dict:
         """A channel's payload reporting the dispute, received at `at`."""
         self._serial += 1
-        serial = f"{at.astimezone(timezone(timedelta(hours=8))):%Y%m%d}{self._serial:07d}"
+        serial = f"{self.tag}{at.astimezone(timezone(timedelta(hours=8))):%Y%m%d}{self._serial:07d}"
         rng = self.rng
         name, phone = self.reporter(dispute, first)
         text = self.text(dispute, channel, variant)

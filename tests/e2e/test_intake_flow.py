@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
+from services.intake import admin
 from tests.harness import MANAGEMENT, ROOT
 
 PHONE = "13700007001"
@@ -25,10 +26,8 @@ def broker_user(system, name: str) -> str:
     password = uuid.uuid4().hex
     requests.put(f"{MANAGEMENT}/api/users/{name}", json={"password": password, "tags": ""},
                  timeout=10).raise_for_status()
-    own = f"^ingress\\.{name}\\..*"
-    requests.put(f"{MANAGEMENT}/api/permissions/{system.vhost}/{name}", json={
-        "configure": own, "write": f"^(intake\\.ingress|ingress\\.{name}\\..*)$",
-        "read": f"^(intake\\.ingress\\.results|intake\\.egress|ingress\\.{name}\\..*)$"}, timeout=10).raise_for_status()
+    requests.put(f"{MANAGEMENT}/api/permissions/{system.vhost}/{name}", json=admin.broker_permissions(name),
+                 timeout=10).raise_for_status()
     return f"amqp://{name}:{password}@127.0.0.1:5672/{system.vhost}"
 
 

@@ -58,10 +58,9 @@ class Broker:
     def user(self, name: str) -> str:
         password = uuid.uuid4().hex
         self.manager._put("users", name, json={"password": password, "tags": ""})
-        own = f"^ingress\\.{name}\\..*"
-        self.manager.set_vhost_permissions(self.config["vhost"], name, own,
-                                           f"^(intake\\.ingress\\.results|intake\\.egress|ingress\\.{name}\\..*)$",
-                                           f"^(intake\\.ingress|ingress\\.{name}\\..*)$")
+        allowed = admin.broker_permissions(name)
+        self.manager.set_vhost_permissions(self.config["vhost"], name, allowed["configure"], allowed["read"],
+                                           allowed["write"])
         self.users.append(name)
         return f"amqp://{name}:{password}@127.0.0.1:5672/{self.config['vhost']}"
 
