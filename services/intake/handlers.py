@@ -533,6 +533,16 @@ def _reference(channel: str | None, payload: dict | None) -> str | None:
     return value[:64] if isinstance(value, str) else None
 
 
+INGRESS_MEMORY = timedelta(days=30)
+
+
+def forget_old_ingress_messages(uow, older_than: timedelta = INGRESS_MEMORY) -> int:
+    """Message ids are remembered long enough to catch redeliveries and resends; then dropped
+    (a resend of the same reference is still recognised by its source row)."""
+    result = uow.session.execute(delete(IngressMessage).where(IngressMessage.handled_at < uow.now - older_than))
+    return result.rowcount or 0
+
+
 # -- source systems -------------------------------------------------------------
 def put_source_system(session, broker_user: str, channel_list: list[str], now: datetime,
                       description: str | None = None) -> SourceSystem:

@@ -14,13 +14,19 @@ are stored (the check never scans cases):
    rarest words, scoped by township or village. Store them in an indexed table
        merge_keys(key text, case_no text, opened_at timestamptz), index (key, opened_at)
    and delete a case's rows when it leaves the open statuses.
-2. For a new submission, look up the candidates that share a key:
-       SELECT case_no, count(*) AS shared FROM merge_keys
-       WHERE key IN (:keys) AND opened_at >= :window_start
-       GROUP BY case_no ORDER BY shared DESC LIMIT 50
-   and load their `MergeProfile`s (`MergeProfile.from_row`). The LIMIT bounds the
-   worst case (a burst of near-identical reports); ranked by shared keys, the true
-   match is among the first.
+2. For a new submission, look up the candidates that share a key, reading at most a few
+   dozen index rows per key (the most recent in the window: an index range scan each), and
+   rank them by the weight of the keys they share (the same person or a near-identical text
+   weigh more than two common dispute words); services/intake/handlers.py:
+       SELECT hit.case_no, sum(q.weight) FROM unnest(:keys, :weights) AS q(key, weight)
+       CROSS JOIN LATERAL (SELECT case_no, opened_at FROM merge_keys
+                           WHERE key = q.key AND opened_at >= :window_start
+                           ORDER BY opened_at DESC LIMIT :per_key) AS hit
+       GROUP BY hit.case_no ORDER BY 2 DESC LIMIT :limit
+   and load their `MergeProfile`s (`MergeProfile.from_row`, with the text features stored
+   beside them, so no stored text is cut into words again). Both limits bound the work per
+   submission however many cases are open; ranked by shared keys, the true match is among
+   the first.
 3. `best_match(new, candidates, config)` scores each candidate and returns the best
    `Match` above the threshold, or None. Matches carry masked values and reasons for
    the case history.
@@ -56,7 +62,7 @@ _MENTION_STOP = frozenset("在到是的了其我他她们和与从于给对把�
 _NAME_PREFIXES = ("一家", "这家", "那家", "一个", "这个", "那个", "一座", "一所", "某")
 _COUNTING = frozenset("一某该此")
 _VILLAGE_SUFFIX = re.compile("社区|村")
-_VILLAGE_WORD_STARTS = frozenset("民路里内委干集口头边庄支主级组道医小部镇")
+_VILLAGE_WORD_STARTS = frozenset("民路里内委干集口头边庄支主级组道医小部镇子")
 _ADMIN_WORDS = re.compile("街道|镇|乡|县|区")
 _SITE_NAME_MAX = 5
 _NAME_MIN_IDF = 6.0
@@ -70,9 +76,11 @@ _SURNAMES = frozenset("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马
                       "贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段"
                       "雷钱汤尹黎易常武乔贺赖龚文庞樊兰殷施陶洪翟安颜倪严牛温芦季俞章鲁葛伍韦申尤毕聂焦向柳邢骆岳齐")
 _NOT_IN_NAMES = frozenset("的了在是和与把被对给说家从到去来就也都还又不没有要让将跟向往等")
+# After these a surname character is a word (没钱修, 花钱), not a name.
+_BEFORE_NO_NAME = frozenset(("没", "有", "给", "借", "欠", "赔", "要", "还", "交", "退", "花", "多", "少", "点", "挣", "不"))
 _MASKED_PERSON = re.compile(f"([{''.join(sorted(_SURNAMES))}])某")
 # Bumped when text_features changes, so features stored with an older version are recomputed.
-FEATURES_VERSION = "2"
+FEATURES_VERSION = "3"
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -460,19 +468,22 @@ def _people_named(words: Sequence[str]) -> tuple[str, ...]:
     is mostly the other side."""
     people = []
     for i, word in enumerate(words):
-        if word not in _SURNAMES:
+        if word not in _SURNAMES or (i and words[i - 1] in _BEFORE_NO_NAME):
             continue
         given = ""
         for nxt in words[i + 1:i + 3]:
-            if len(nxt) != 1 or not _CJK.match(nxt) or nxt in _NOT_IN_NAMES:
-                break
-            given += nxt
-            if nxt == "某":
-                break
+            if len(nxt) == 1 and _CJK.match(nxt) and nxt not in _NOT_IN_NAMES:
+                given += nxt
+                if nxt == "某":
+                    break
+                continue
+            if len(nxt) == 2 and nxt[1] in _NOT_IN_NAMES and nxt[0] not in _NOT_IN_NAMES and _CJK.match(nxt[0]):
+                given += nxt[0]  # 段/金家 -> 段金, 彭/建/国家 -> 彭建国
+            break
         if given.startswith("某"):
             people.append(word + "某")
         elif given and "某" not in given:
-            people.append(word + given)
+            people.append(word + given[:2])
     return tuple(dict.fromkeys(people))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
+from nameko.timer import timer
 from sqlalchemy.exc import IntegrityError
 
 from services.common import topology
@@ -75,6 +76,11 @@ class IntakeService:
     def on_case_closed(self, event):
         with self.db.handling(event) as uow:
             handlers.case_finished(uow, event.type, event.data)
+
+    @timer(interval=3600)
+    def forget_old_ingress_messages(self):
+        with self.db.transaction() as uow:
+            handlers.forget_old_ingress_messages(uow)
 
     @rpc
     def health(self):

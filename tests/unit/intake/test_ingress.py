@@ -158,3 +158,13 @@ def test_source_systems_need_known_channels(intake):
 def test_result_routing_keys_cannot_be_steered_by_what_a_sender_writes():
     assert ingress.result_routing_key("a.b#", "hot*line", "rejected") == "a_b_.hot_line.rejected"
     assert ingress.result_routing_key(None, None, "rejected") == "anonymous.unknown.rejected"
+
+
+def test_message_ids_are_forgotten_after_a_month_but_the_reference_is_not(systems, clock):
+    from datetime import timedelta
+
+    ingest(systems, valid("hotline"), props())
+    clock.advance(timedelta(days=31))
+    assert systems.run(handlers.forget_old_ingress_messages) == 1
+    ingest(systems, valid("hotline"), props())  # the same message again, long after
+    assert results(systems)[-1]["body"]["duplicate"] is True and systems.count(Case) == 1
