@@ -129,14 +129,24 @@ def submit(uow, channel: str, payload: dict, source_user: str | None, config: Me
     except channels.SubmissionInvalid as exc:
         raise Invalid("the submission is invalid", exc.fields) from None
 
-    match = None
+    match = target = None
     if not case["resolved_on_site"]:  # a dispute already resolved on site is a record, never merged
+        _one_at_a_time(session, case["township"])
         match = find_merge_match(session, profile_from_case("", case), config)
-    if match is not None and session.get(Case, match.case_no).status == OPEN:
-        answer = _attach(uow, match, case, source_user, fingerprint)
+        target = session.get(Case, match.case_no) if match else None
+    if target is not None and target.status == OPEN:
+        answer = _attach(uow, match, target, case, source_user, fingerprint, config)
     else:
         answer = _open_case(uow, case, source_user, fingerprint, config)
     return {**answer, "created": True}
+
+
+def _one_at_a_time(session, township: str | None) -> None:
+    """Two reports of one dispute arriving at the same moment (on two intake replicas) must
+    not both open a case: on PostgreSQL the check and the insert run one township at a time
+    (a transaction-scoped advisory lock; a few milliseconds each). SQLite has one writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"intake-merge:{township}"})
 
 
 def _open_case(uow, case: dict, source_user: str | None, fingerprint: str, config: MergeConfig) -> dict:
@@ -160,17 +170,17 @@ def _open_case(uow, case: dict, source_user: str | None, fingerprint: str, confi
     return answer
 
 
-def _attach(uow, match: Match, case: dict, source_user: str | None, fingerprint: str) -> dict:
+def _attach(uow, match: Match, target: Case, case: dict, source_user: str | None, fingerprint: str,
+            config: MergeConfig) -> dict:
     """并单: the submission joins the open case as another source, keeping its own obligations."""
     session, now = uow.session, uow.now
-    target = session.get(Case, match.case_no)
     answer = {"case_no": target.case_no, "status": "merged", "merged_into": target.case_no}
     source = _new_source(target.case_no, case, source_user, fingerprint, answer, now)
     source.merge = {"score": match.score, "similarity": match.similarity, "required": match.required,
                     "matched": match.matched, "reasons": match.reasons, "at": now.isoformat()}
     session.add(source)
     session.flush()
-    index_source(session, source.id, profile_from_case(target.case_no, case))
+    index_source(session, source.id, profile_from_case(target.case_no, case), config)
     if case["urgent"]:
         target.urgent = True
     count = session.scalar(select(func.count()).select_from(Source).where(Source.case_no == target.case_no))
