@@ -8,6 +8,7 @@
     lanling demo                    replay a realistic day of cases through every channel
     lanling dlq list|replay         inspect and replay dead letters
     lanling apikey create NAME --channels hotline,petition
+    lanling sources add|list|disable [BROKER_USER] [--channels …]   AMQP ingress source systems
     lanling makemigrations SERVICE -m MESSAGE
 """
 from __future__ import annotations
@@ -161,6 +162,28 @@ def cmd_apikey(args) -> None:
     print(key)
 
 
+def cmd_sources(args) -> None:
+    from services.intake import admin
+
+    if args.action == "list":
+        for system in admin.list_source_systems():
+            print(json.dumps(system, ensure_ascii=False))
+        return
+    if not args.broker_user:
+        sys.exit("lanling: name the broker user")
+    if args.action == "disable":
+        _say(f"{args.broker_user} disabled" if admin.disable_source_system(args.broker_user)
+             else f"{args.broker_user} is not an active source system")
+        return
+    if not args.channels:
+        sys.exit("lanling: --channels is required, e.g. --channels hotline,petition")
+    system = admin.add_source_system(args.broker_user, [c for c in args.channels.split(",") if c], args.description)
+    _say(f"source system {system['broker_user']} may submit on: {', '.join(system['channels'])}")
+    _say("create its broker user with least privilege (once, on the broker):")
+    for line in admin.broker_commands(args.broker_user):
+        print(f"    {line}")
+
+
 def cmd_makemigrations(args) -> None:
     from services.common.migrate import make_revision
 
@@ -197,6 +220,12 @@ def main(argv=None) -> None:
     p.add_argument("name")
     p.add_argument("--channels", required=True, help="comma-separated channels it may submit on")
     p.set_defaults(func=cmd_apikey)
+    p = sub.add_parser("sources", help="source systems allowed on the AMQP ingress (broker user -> channels)")
+    p.add_argument("action", choices=("add", "list", "disable"))
+    p.add_argument("broker_user", nargs="?")
+    p.add_argument("--channels", help="comma-separated channels it may submit on (add)")
+    p.add_argument("--description")
+    p.set_defaults(func=cmd_sources)
     p = sub.add_parser("makemigrations", help="autogenerate a migration for a service")
     p.add_argument("service", choices=ALL)
     p.add_argument("-m", "--message", required=True)

@@ -32,6 +32,11 @@ from services.contracts.envelope import InvalidEvent, load_event
 log = logging.getLogger(__name__)
 
 
+class DeadLetter(Exception):
+    """Raised by a raw-message handler: this message can never be handled; park it at once
+    in the dead-letter queue with this reason (no retries)."""
+
+
 class RawQueueConsumer(QueueConsumer):
     """nameko's queue consumer, handing providers the undecoded message."""
 
@@ -67,23 +72,18 @@ class Broker(SharedExtension):
         if attempt < len(self.retry_delays):
             delay = self.retry_delays[attempt]
             headers.update({"x-retry-count": attempt + 1, "x-last-error": reason[:1000]})
-            self._republish(message, f"lanling.retry.{delay}", queue_name, headers)
+            self._republish(message, f"lanling.retry.{delay}", queue_name, _with_origin(message, headers))
             log.warning("retry %d/%d in %d ms for %s: %s", attempt + 1, len(self.retry_delays), delay, queue_name, reason)
         else:
             self.dead_letter(message, queue_name, reason, dead_queue)
 
     def dead_letter(self, message, queue_name: str, reason: str, dead_queue: str) -> None:
-        headers = dict(message.headers or {})
+        headers = _with_origin(message, dict(message.headers or {}))
         headers.update({
             "x-reason": reason[:1000],
             "x-original-queue": queue_name,
-            "x-original-exchange": message.delivery_info.get("exchange", ""),
-            "x-original-routing-key": message.delivery_info.get("routing_key", ""),
             "x-died-at": datetime.now(timezone.utc).isoformat(),
         })
-        user_id = message.properties.get("user_id")
-        if user_id:  # the broker only lets a connection claim its own user, so keep it as a header
-            headers["x-original-user-id"] = user_id
         self._republish(message, "", dead_queue, headers)
         log.error("dead-lettered a message from %s to %s: %s", queue_name, dead_queue, reason)
 
@@ -103,6 +103,21 @@ class Broker(SharedExtension):
         ])
 
 
+def _with_origin(message, headers: dict) -> dict:
+    """Keep where a message first came from across retries and dead-lettering.
+
+    A retried or replayed message comes back through `lanling.requeue` under its queue's
+    name, and the broker only lets a connection claim its own user, so the original
+    exchange, routing key and validated `user_id` travel as headers; the first values win.
+    """
+    headers.setdefault("x-original-exchange", message.delivery_info.get("exchange", ""))
+    headers.setdefault("x-original-routing-key", message.delivery_info.get("routing_key", ""))
+    user_id = message.properties.get("user_id")
+    if user_id:
+        headers.setdefault("x-original-user-id", user_id)
+    return headers
+
+
 class _RetryingConsumer(Consumer):
     queue_consumer = RawQueueConsumer()
     broker = Broker()
@@ -111,7 +126,14 @@ class _RetryingConsumer(Consumer):
         return topology.dead_queue(self.container.service_name).name
 
     def handle_message_processed(self, message, result=None, exc_info=None):
-        if exc_info is not None and not isinstance(exc_info[1], AlreadyHandled):
+        if exc_info is not None and isinstance(exc_info[1], DeadLetter):
+            try:
+                self.broker.dead_letter(message, self.queue.name, str(exc_info[1]), self.dead_queue())
+            except Exception:  # noqa: BLE001 - could not park it: give it back to the queue
+                log.exception("could not dead-letter a message; requeueing it")
+                self.queue_consumer.requeue_message(message)
+                return
+        elif exc_info is not None and not isinstance(exc_info[1], AlreadyHandled):
             reason = f"{type(exc_info[1]).__name__}: {exc_info[1]}"
             try:
                 self.broker.retry_or_dead_letter(message, self.queue.name, reason, self.dead_queue())
@@ -157,12 +179,14 @@ class EventHandler(_RetryingConsumer):
 class RawMessageConsumer(_RetryingConsumer):
     """Consume undecoded messages from a queue of the topology (the AMQP ingress).
 
-    The handler gets `(body: bytes, properties: dict)` and decides itself what is invalid;
-    an exception is treated as a transient fault and retried.
+    The handler gets `(body: bytes, properties: dict)` (the AMQP properties plus `headers`,
+    `exchange` and `routing_key`) and decides itself what is invalid: it raises DeadLetter
+    to park a message at once; any other exception is a transient fault and is retried.
     """
 
     def __init__(self, queue, dead_queue: str, **kwargs):
         self._dead_queue = dead_queue
+        kwargs.setdefault("expected_exceptions", (DeadLetter,))
         super().__init__(queue=queue, **kwargs)
 
     def dead_queue(self) -> str:
@@ -172,6 +196,7 @@ class RawMessageConsumer(_RetryingConsumer):
         properties = dict(message.properties)
         properties["headers"] = dict(message.headers or {})
         properties["routing_key"] = message.delivery_info.get("routing_key", "")
+        properties["exchange"] = message.delivery_info.get("exchange", "")
         self._spawn(message, (body, properties), {})
 
 

@@ -437,13 +437,21 @@ _REFERENCE_FIELDS = {
 }
 
 
+_SCHEMA_INSTANCES: dict[str, BaseSchema] = {}
+
+
 def schema_for(channel: str) -> BaseSchema:
+    """The channel's schema. Instances are kept: building one copies every field, which costs
+    more than loading a submission, and loading does not change a schema."""
     if channel not in CHANNELS:
         shown = channel[:40] if isinstance(channel, str) else type(channel).__name__
         raise SubmissionInvalid(
             {"channel": [f"unknown channel {shown!r}; expected one of: {', '.join(sorted(CHANNELS))}"]}
         )
-    return CHANNELS[channel]()
+    schema = _SCHEMA_INSTANCES.get(channel)
+    if schema is None:
+        schema = _SCHEMA_INSTANCES[channel] = CHANNELS[channel]()
+    return schema
 
 
 def reference_field(channel: str) -> str:
@@ -481,6 +489,16 @@ def body_fingerprint(channel: str, payload: Any) -> str:
     Independent of `now`, so a resend long after is still recognised. Raises
     SubmissionInvalid if the body does not have the channel's shape.
     """
+    return identify(channel, payload)[1]
+
+
+def identify(channel: str, payload: Any) -> tuple[str, str]:
+    """(reference, body fingerprint) of a submission, checked for shape but not for dates.
+
+    Intake looks a submission up by these first, so a resend of an accepted submission is
+    recognised (200, the first answer) even after its dates have aged past `max_age`.
+    Raises SubmissionInvalid if the body does not have the channel's shape.
+    """
     data = _load(schema_for(channel), payload)
     canonical = json.dumps(
         {"channel": channel, "body": data},
@@ -489,7 +507,7 @@ def body_fingerprint(channel: str, payload: Any) -> str:
         separators=(",", ":"),
         default=_utc_iso,
     )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return data[_REFERENCE_FIELDS[channel]], hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _load(schema: BaseSchema, payload: Any) -> dict:

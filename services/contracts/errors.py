@@ -39,4 +39,10 @@ class Unauthorized(ServiceError):
     code, status = "unauthorized", 401
 
 
-REMOTE_ERRORS = (Invalid, NotFound, Conflict, Forbidden, Unauthorized)
+class Unavailable(ServiceError):
+    """Not ready to answer yet (e.g. intake has no directory of places): try again shortly."""
+
+    code, status = "unavailable", 503
+
+
+REMOTE_ERRORS = (Invalid, NotFound, Conflict, Forbidden, Unauthorized, Unavailable)

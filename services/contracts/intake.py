@@ -14,7 +14,8 @@ class Source(Wire):
     source_user = fields.String(allow_none=True)
     received_at = fields.AwareDateTime(required=True)
     complainant = fields.Nested(Person, allow_none=True)
-    obligations = fields.List(fields.Dict(), load_default=list)
+    callback_phone = Sealed(allow_none=True)  # 12345: when the caller wants the call-back elsewhere
+    obligations = fields.List(fields.Dict(), load_default=list)  # [{kind, label, to, due_at, basis}]
 
 
 class CaseReceived(Wire):
@@ -24,9 +25,14 @@ class CaseReceived(Wire):
     title = fields.String(allow_none=True)
     content = fields.String(required=True)
     township = fields.String(allow_none=True)
-    village = fields.String(allow_none=True)
+    village = fields.String(allow_none=True)  # directory code, when the directory knows it
+    village_name = fields.String(allow_none=True)  # the village as the source wrote it
     grid_code = fields.String(allow_none=True)
     centre = fields.String(allow_none=True)  # walk-ins: the centre whose desk took it
+    grid_worker = fields.String(allow_none=True)  # grid reports: the reporting worker's id
+    wants_mediator = fields.String(allow_none=True)  # app 老苗调解 / 点将: the mediator the citizen asked for
+    onsite_outcome = fields.String(allow_none=True)  # grid reports resolved on site: what was agreed
+    details = fields.Dict(load_default=dict)  # channel facts for the record (platform, url, heat, category …)
     address = Sealed(allow_none=True)
     parties = fields.List(fields.Nested(Person), load_default=list)
     people_count = fields.Integer(allow_none=True)
@@ -39,11 +45,19 @@ class CaseReceived(Wire):
 
 
 class CaseMerged(Wire):
+    """并单: a new report attached to an open case; mediation records why in the history."""
+
     case_no = fields.String(required=True)
     source = fields.Nested(Source, required=True)
     score = fields.Float(required=True)
     matched = fields.Dict(load_default=dict)  # field -> masked value or similarity
     reasons = fields.List(fields.String(), load_default=list)
+    similarity = fields.Float(allow_none=True)  # of the texts
+    required = fields.Float(allow_none=True)  # the similarity the evidence called for
+    title = fields.String(allow_none=True)  # the new report's title (names and numbers masked)
+    urgent = fields.Boolean(load_default=False)
+    sources = fields.Integer(allow_none=True)  # how many sources the case has now
+    merged_at = fields.AwareDateTime(allow_none=True)
 
 
 class CaseUnmerged(Wire):
@@ -53,6 +67,7 @@ class CaseUnmerged(Wire):
     new_case_no = fields.String(required=True)
     reason = fields.String(required=True)
     actor = fields.String(allow_none=True)
+    at = fields.AwareDateTime(allow_none=True)
 
 
 class CaseUrgent(Wire):

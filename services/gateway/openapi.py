@@ -47,6 +47,27 @@ def openapi_document() -> dict:
                 },
             }},
         )
+    spec.path(path="/api/v1/lookup", operations={"post": {
+        "summary": "办理回复: a citizen's case by its number and the phone given (429 after repeated misses)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["case_no", "phone"],
+            "properties": {"case_no": {"type": "string"}, "phone": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "progress, masked, with a short-lived citizen token"},
+                      **_errors(400, 404, 429, 503)},
+    }})
+    spec.path(path="/api/v1/cases/{case_no}/sources/{channel}/{reference}/unmerge", operations={"post": {
+        "summary": "Undo a wrong merge: the source becomes a case of its own",
+        "security": [{"apiKey": []}, {"bearer": []}],
+        "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                       for n in ("case_no", "channel", "reference")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
+        "responses": {"202": {"description": "the new case number"}, **_errors(400, 401, 403, 404, 409, 503)},
+    }})
+    spec.path(path="/api/v1/asyncapi.json", operations={"get": {
+        "summary": "The AsyncAPI document of the AMQP ingress, its results and the feedback on intake.egress",
+        "responses": {"200": {"description": "AsyncAPI 2.6"}},
+    }})
     spec.path(path="/api/v1/health", operations={"get": {
         "summary": "200 when every service answers, 503 naming the silent ones",
         "responses": {"200": {"description": "all up"}, "503": {"description": "some silent"}},

@@ -14,13 +14,19 @@ are stored (the check never scans cases):
    rarest words, scoped by township or village. Store them in an indexed table
        merge_keys(key text, case_no text, opened_at timestamptz), index (key, opened_at)
    and delete a case's rows when it leaves the open statuses.
-2. For a new submission, look up the candidates that share a key:
-       SELECT case_no, count(*) AS shared FROM merge_keys
-       WHERE key IN (:keys) AND opened_at >= :window_start
-       GROUP BY case_no ORDER BY shared DESC LIMIT 50
-   and load their `MergeProfile`s (`MergeProfile.from_row`). The LIMIT bounds the
-   worst case (a burst of near-identical reports); ranked by shared keys, the true
-   match is among the first.
+2. For a new submission, look up the candidates that share a key, reading at most a few
+   dozen index rows per key (the most recent in the window: an index range scan each), and
+   rank them by the weight of the keys they share (the same person or a near-identical text
+   weigh more than two common dispute words); services/intake/handlers.py:
+       SELECT hit.case_no, sum(q.weight) FROM unnest(:keys, :weights) AS q(key, weight)
+       CROSS JOIN LATERAL (SELECT case_no, opened_at FROM merge_keys
+                           WHERE key = q.key AND opened_at >= :window_start
+                           ORDER BY opened_at DESC LIMIT :per_key) AS hit
+       GROUP BY hit.case_no ORDER BY 2 DESC LIMIT :limit
+   and load their `MergeProfile`s (`MergeProfile.from_row`, with the text features stored
+   beside them, so no stored text is cut into words again). Both limits bound the work per
+   submission however many cases are open; ranked by shared keys, the true match is among
+   the first.
 3. `best_match(new, candidates, config)` scores each candidate and returns the best
    `Match` above the threshold, or None. Matches carry masked values and reasons for
    the case history.
@@ -56,12 +62,25 @@ _MENTION_STOP = frozenset("在到是的了其我他她们和与从于给对把�
 _NAME_PREFIXES = ("一家", "这家", "那家", "一个", "这个", "那个", "一座", "一所", "某")
 _COUNTING = frozenset("一某该此")
 _VILLAGE_SUFFIX = re.compile("社区|村")
-_VILLAGE_WORD_STARTS = frozenset("民路里内委干集口头边庄支主级组道医小部镇")
+_VILLAGE_WORD_STARTS = frozenset("民路里内委干集口头边庄支主级组道医小部镇子")
 _ADMIN_WORDS = re.compile("街道|镇|乡|县|区")
 _SITE_NAME_MAX = 5
 _NAME_MIN_IDF = 6.0
 _NOT_TEXT = re.compile(r"[\W_]+")
 _SHINGLE = 3
+_QUANTITY = re.compile(r"(\d+(?:\.\d+)?)\s*(?:个|位)?(万元|万|元|亩|公分|厘米|米|吨|户|人|名|工人|天)")
+_UNITS = {"万": "万元", "名": "人", "工人": "人", "厘米": "公分"}
+QUANTITY_WEIGHT = 6.0
+# Surnames, for people named in a text (the commonest; 某 marks a masked name).
+_SURNAMES = frozenset("王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡"
+                      "贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段"
+                      "雷钱汤尹黎易常武乔贺赖龚文庞樊兰殷施陶洪翟安颜倪严牛温芦季俞章鲁葛伍韦申尤毕聂焦向柳邢骆岳齐")
+_NOT_IN_NAMES = frozenset("的了在是和与把被对给说家从到去来就也都还又不没有要让将跟向往等")
+# After these a surname character is a word (没钱修, 花钱), not a name.
+_BEFORE_NO_NAME = frozenset(("没", "有", "给", "借", "欠", "赔", "要", "还", "交", "退", "花", "多", "少", "点", "挣", "不"))
+_MASKED_PERSON = re.compile(f"([{''.join(sorted(_SURNAMES))}])某")
+# Bumped when text_features changes, so features stored with an older version are recomputed.
+FEATURES_VERSION = "3"
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -105,6 +124,9 @@ class MergeProfile:
     party_hashes: frozenset[str] = frozenset()        # phone / ID hashes of the parties
     party_name_hashes: frozenset[str] = frozenset()
     masked: Mapping[str, str] = field(default_factory=dict)
+    # The text's features as stored with the profile, so scoring a stored case needs no
+    # word cutting (the service keeps them next to the merge keys); None: computed when needed.
+    features: "TextFeatures | None" = field(default=None, compare=False, repr=False)
 
     @property
     def person_ids(self) -> frozenset[str]:
@@ -122,7 +144,7 @@ class MergeProfile:
 
     def to_row(self) -> dict:
         """JSON-ready, for the service's table of open cases' profiles."""
-        row = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        row = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "features"}
         row["opened_at"] = self.opened_at.isoformat()
         row["party_hashes"] = sorted(self.party_hashes)
         row["party_name_hashes"] = sorted(self.party_name_hashes)
@@ -137,6 +159,7 @@ class MergeProfile:
         values["party_hashes"] = frozenset(values.get("party_hashes") or ())
         values["party_name_hashes"] = frozenset(values.get("party_name_hashes") or ())
         values["masked"] = dict(values.get("masked") or {})
+        values = {name: value for name, value in values.items() if name in cls.__dataclass_fields__}
         return cls(**values)
 
 
@@ -257,6 +280,7 @@ class Vocabulary:
         self.private_terms = frozenset(raw["private_terms"])
         self.exclusive = [frozenset(group) for group in raw["exclusive"]]
         self.site_pattern = _alternation(raw["site_suffixes"])
+        self.organisation_pattern = _alternation(raw.get("organisation_suffixes", ()))
         import jieba.analyse  # jieba's IDF table, loaded once
 
         tfidf = jieba.analyse.default_tfidf
@@ -299,6 +323,8 @@ class TextFeatures:
     villages: frozenset[str]           # village names it mentions, in every plausible reading
     sites: tuple[str, ...]             # names of estates, sites, works, schools (阳光花园, 宏达石材)
     rare: tuple[str, ...]              # its rarest ordinary words, rarest first
+    people: tuple[str, ...] = ()       # people it names: 姜宝刚, or 戴某 (a surname and 某)
+    quantities: tuple[str, ...] = ()   # amounts with their unit: 42人, 32公分, 3.5万元
 
     @cached_property
     def salient(self) -> tuple[str, ...]:
@@ -316,6 +342,7 @@ def _normalised(text: str, vocab: Vocabulary) -> str:
 @lru_cache(maxsize=8192)
 def text_features(text: str, rules_path: Path = RULES_PATH) -> TextFeatures:
     vocab = vocabulary(rules_path)
+    masked_people = [m.group(1) + "某" for m in _MASKED_PERSON.finditer(unicodedata.normalize("NFKC", text))]
     normal = _normalised(text, vocab)
     weights: dict[str, float] = {}
     for match in vocab.term_pattern.finditer(normal):
@@ -327,14 +354,52 @@ def text_features(text: str, rules_path: Path = RULES_PATH) -> TextFeatures:
     sites = _site_mentions(normal, vocab)
     normal = _ADMIN_PLACE.sub(" ", normal)
     normal = vocab.term_pattern.sub(" ", normal)
-    for word in jieba.lcut(normal, HMM=False):
+    words = jieba.lcut(normal, HMM=False)
+    for word in words:
         if len(word) >= 2 and _CJK.search(word) and word not in vocab.stopwords and word not in weights \
                 and not any(word in site for site in sites):  # a shared site counts as a place, once
             weights[word] = vocab.weight(word)
+    quantities = tuple(dict.fromkeys(f"{float(number):g}{_UNITS.get(unit, unit)}"
+                                     for number, unit in _QUANTITY.findall(normal)))
+    for quantity in quantities:
+        weights[f"#{quantity}"] = QUANTITY_WEIGHT
+    people = tuple(dict.fromkeys([*masked_people, *_people_named(words)]))
     rare = tuple(sorted((w for w in weights if w not in topics and vocab.idf.get(w, 0) >= vocab.rare_idf),
                         key=lambda w: (-vocab.idf[w], w)))
     norm = sum(w * w for w in weights.values()) ** 0.5
-    return TextFeatures(weights, topics, topics - vocab.weak_terms, norm, villages, sites, rare)
+    return TextFeatures(weights, topics, topics - vocab.weak_terms, norm, villages, sites, rare, people, quantities)
+
+
+def profile_features(profile: MergeProfile, config: "MergeConfig | None" = None) -> TextFeatures:
+    """The profile's stored features, or its text's (cached)."""
+    if profile.features is not None:
+        return profile.features
+    return text_features(profile.comparable_text, (config or MergeConfig()).rules_path)
+
+
+def features_to_json(features: TextFeatures) -> dict:
+    return {
+        "weights": features.weights, "topics": sorted(features.topics),
+        "strong_topics": sorted(features.strong_topics), "norm": features.norm,
+        "villages": sorted(features.villages), "sites": list(features.sites), "rare": list(features.rare),
+        "people": list(features.people), "quantities": list(features.quantities),
+    }
+
+
+def features_from_json(data: Mapping) -> TextFeatures:
+    return TextFeatures(
+        dict(data["weights"]), frozenset(data["topics"]), frozenset(data["strong_topics"]), float(data["norm"]),
+        frozenset(data["villages"]), tuple(data["sites"]), tuple(data["rare"]),
+        tuple(data.get("people", ())), tuple(data.get("quantities", ())),
+    )
+
+
+@lru_cache(maxsize=4)
+def rules_digest(rules_path: Path = RULES_PATH) -> str:
+    """Identifies the rules (and jieba's dictionary) stored features were computed with."""
+    digest = hashlib.sha256(Path(rules_path).read_bytes())
+    digest.update(f"{jieba.__version__}/{FEATURES_VERSION}".encode())
+    return digest.hexdigest()[:16]
 
 
 def _village_mentions(text: str) -> tuple[frozenset[str], str]:
@@ -362,7 +427,14 @@ def _site_mentions(text: str, vocab: Vocabulary) -> tuple[str, ...]:
     wrong guess must not swallow what the dispute is about (鱼塘因上游纸厂)."""
     names = (_name_before(text, match.start(), _SITE_NAME_MAX)[0] for match in vocab.site_pattern.finditer(text))
     # A common word is no name (并且小区, 目前小区): proper names are rarer words, or unknown.
-    return tuple(dict.fromkeys(n for n in names if len(n) >= 2 and vocab.idf.get(n, 99) >= _NAME_MIN_IDF))
+    found = [n for n in names if len(n) >= 2 and vocab.idf.get(n, 99) >= _NAME_MIN_IDF]
+    # Companies and the like (盛远物流公司 -> 盛远物流): only a name jieba does not know is
+    # taken, since 物业公司 or 建筑公司 name a kind, not a firm.
+    for match in vocab.organisation_pattern.finditer(text):
+        name = _name_before(text, match.start(), _SITE_NAME_MAX)[0]
+        if len(name) >= 2 and name not in vocab.idf and vocab.idf.get(name[:2], 99) >= vocab.rare_idf:
+            found.append(name)
+    return tuple(dict.fromkeys(found))
 
 
 def _name_before(text: str, end: int, longest: int) -> tuple[str, int]:
@@ -387,6 +459,72 @@ def _name_before(text: str, end: int, longest: int) -> tuple[str, int]:
 
 def _blanked(text: str, blank: list[bool]) -> str:
     return "".join(" " if hidden else char for char, hidden in zip(text, blank))
+
+
+def _people_named(words: Sequence[str]) -> tuple[str, ...]:
+    """People a text names, read off jieba's cut: a common surname that stands alone (jieba
+    knows no word it starts) followed by one or two single characters (姜/宝/刚 -> 姜宝刚),
+    or by 某 (李某, 李某某 -> 李某). Complainants' names were scrubbed before; what is left
+    is mostly the other side."""
+    people = []
+    for i, word in enumerate(words):
+        if word not in _SURNAMES or (i and words[i - 1] in _BEFORE_NO_NAME):
+            continue
+        given = ""
+        for nxt in words[i + 1:i + 3]:
+            if len(nxt) == 1 and _CJK.match(nxt) and nxt not in _NOT_IN_NAMES:
+                given += nxt
+                if nxt == "某":
+                    break
+                continue
+            if len(nxt) == 2 and nxt[1] in _NOT_IN_NAMES and nxt[0] not in _NOT_IN_NAMES and _CJK.match(nxt[0]):
+                given += nxt[0]  # 段/金家 -> 段金, 彭/建/国家 -> 彭建国
+            break
+        if given.startswith("某"):
+            people.append(word + "某")
+        elif given and "某" not in given:
+            people.append(word + given[:2])
+    return tuple(dict.fromkeys(people))
+
+
+def _people_agree(a: Sequence[str], b: Sequence[str]) -> str | None:
+    """A person both texts name, or None: full names must be equal; a masked name (李某)
+    agrees with any name of its surname."""
+    for x in a:
+        for y in b:
+            if x == y or (x[0] == y[0] and ("某" in x or "某" in y)):
+                return x if "某" not in x else y
+    return None
+
+
+def _named_is_party(people: Sequence[str], other: MergeProfile) -> str | None:
+    """A person one text names in full who is a party or complainant of the other report."""
+    for name in people:
+        if "某" not in name and privacy.keyed_hash(name, "name") in other.person_names:
+            return name
+    return None
+
+
+def _quantities_differ(a: Sequence[str], b: Sequence[str]) -> list[str]:
+    """Amounts of one unit that both texts state and none of which agree (42人 vs 17人)."""
+    def by_unit(values):
+        out: dict[str, set[float]] = {}
+        for value in values:
+            number, unit = _NUMBER_UNIT.match(value).groups()
+            out.setdefault(unit, set()).add(float(number))
+        return out
+
+    mine, theirs = by_unit(a), by_unit(b)
+    differ = []
+    for unit in mine.keys() & theirs.keys():
+        close = any(abs(x - y) <= 0.1 * max(x, y) for x in mine[unit] for y in theirs[unit])
+        if not close:
+            differ.append(f"{'/'.join(f'{x:g}' for x in sorted(mine[unit]))} vs "
+                          f"{'/'.join(f'{y:g}' for y in sorted(theirs[unit]))} {unit}")
+    return differ
+
+
+_NUMBER_UNIT = re.compile(r"([\d.]+)(.+)")
 
 
 def _same_site(a: Sequence[str], b: Sequence[str]) -> str | None:
@@ -433,7 +571,7 @@ def merge_keys(profile: MergeProfile, config: MergeConfig = MergeConfig()) -> se
     w: one of its rarest words, within a township
     """
     scope = profile.township or "-"
-    features = text_features(profile.comparable_text, config.rules_path)
+    features = profile_features(profile, config)
     top = features.salient
     keys = {f"p:{digest[:24]}" for digest in profile.person_ids}
     keys |= {f"n:{scope}:{digest[:24]}" for digest in profile.person_names}
@@ -449,11 +587,17 @@ def merge_keys(profile: MergeProfile, config: MergeConfig = MergeConfig()) -> se
     return keys
 
 
+@lru_cache(maxsize=4)
+def _empty_minhash(num_perm: int) -> MinHash:
+    """Generating the permutations costs more than hashing a text: do it once, then copy."""
+    return MinHash(num_perm=num_perm, seed=1)
+
+
 def _lsh_bands(shingles: set[str], bands: int, rows: int) -> list[str]:
     """MinHash of the character 3-grams, cut into bands: near-identical texts share a band."""
     if not shingles:
         return []
-    minhash = MinHash(num_perm=bands * rows, seed=1)
+    minhash = _empty_minhash(bands * rows).copy()
     minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
     values = minhash.hashvalues.astype("<u8")
     return [
@@ -469,8 +613,8 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
     """How sure we are that `new` reports the dispute of `existing`, and why."""
     vocab = vocabulary(config.rules_path)
     rules, weights = vocab.rules, vocab.rules["evidence"]
-    new_text = text_features(new.comparable_text, config.rules_path)
-    old_text = text_features(existing.comparable_text, config.rules_path)
+    new_text = profile_features(new, config)
+    old_text = profile_features(existing, config)
     matched: dict = {}
     reasons: list[str] = []
     adjustment = 0.0
@@ -493,6 +637,13 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
         adjustment += weights["party_conflict"]
         reasons.append("different parties")
     person_evidence = bool(same_ids or same_names)
+    # A private dispute (family, neighbours, a debt) reported by other identified people is
+    # almost always another dispute of the same kind: villages have many at once.
+    if not person_evidence and new.person_ids and existing.person_ids and weights.get("private_other_people"):
+        strong = (new_text.strong_topics | old_text.strong_topics)
+        if strong and strong <= vocab.private_terms:
+            adjustment += weights["private_other_people"]
+            reasons.append("other people, private dispute")
 
     place = 0.0
     if new.grid and new.grid == existing.grid:
@@ -527,6 +678,25 @@ def score(new: MergeProfile, existing: MergeProfile, config: MergeConfig = Merge
     elif new.township and new.township == existing.township:
         adjustment += weights["same_township"]
         matched["township"] = new.township
+
+    if new_text.people and old_text.people:
+        person = _people_agree(new_text.people, old_text.people) or _named_is_party(new_text.people, existing) \
+            or _named_is_party(old_text.people, new)
+        if person:
+            adjustment += weights.get("same_person_named", 0.0)
+            matched["person_named"] = person[0] + "某"
+            reasons.append(f"both name {person[0]}某")
+        elif not same_ids:
+            adjustment += weights.get("people_named_conflict", 0.0)
+            reasons.append("they name different people")
+    amounts = _quantities_differ(new_text.quantities, old_text.quantities)
+    if amounts and not same_ids:
+        adjustment += weights.get("quantity_conflict", 0.0)
+        reasons.append(f"different amounts: {'; '.join(amounts)}")
+
+    if new_text.strong_topics and old_text.strong_topics and not new_text.strong_topics & old_text.strong_topics:
+        adjustment += weights.get("topic_mismatch", 0.0)
+        reasons.append("no dispute word in common")
 
     conflicts = vocab.exclusive_conflicts(new_text.topics, old_text.topics)
     if conflicts:
