@@ -2,7 +2,13 @@
 
 eventlet must patch the standard library before anything else is imported.
 """
-import eventlet
+import warnings
+
+# eventlet and pkg_resources (imported by nameko and jieba) announce their deprecation on every start
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
