@@ -546,7 +546,8 @@ def _crowd(rules: Rules, text: str, people_count: int | None) -> int:
     for match in _people_pattern(tuple(people["classifiers"]), tuple(people["nouns"])).finditer(text):
         if any(word in text[max(0, match.start() - 4):match.start()] for word in people["not_after_words"]):
             continue
-        if config and match["noun"] not in config["nouns"] and not any(
+        if config and match["noun"] not in config["nouns"] and not text.startswith(
+                tuple(config["nouns"]), match.end()) and not any(       # "几十户村民": 户, then who they are
                 word in text[max(0, match.start() - int(config["window"])):match.start()] for word in config["after"]):
             continue
         value = parse_number(match["num"], int(rules.severity["numbers"]["vague_digit"]))
