@@ -10,8 +10,9 @@ without touching code (see ``rules/README.md``):
 
 How a text is read: it is normalised (traditional to simplified Chinese, full-width to ASCII,
 lower case), then a single Aho-Corasick pass finds every word of every table. A word inside a
-longer listed word of the same table does not count on its own ("医疗事故" hides "事故"), and a few
-listed words are ignored right after a negator ("没有打架"). Scores are summed per class; the best
+longer listed word of the same table does not count on its own ("医疗事故" hides "事故"), a word
+followed by a place word only says where something is ("医院西面的路"), and a few listed words are
+ignored right after a negator ("没有打架"). Scores are summed per class; the best
 class wins, ties going to the class listed first in the YAML. Every rule that fired is written to
 ``Classification.signals`` so a mediator can see why.
 """
