@@ -10,8 +10,9 @@ without touching code (see ``rules/README.md``):
 
 How a text is read: it is normalised (traditional to simplified Chinese, full-width to ASCII,
 lower case), then a single Aho-Corasick pass finds every word of every table. A word inside a
-longer listed word of the same table does not count on its own ("医疗事故" hides "事故"), and a few
-listed words are ignored right after a negator ("没有打架"). Scores are summed per class; the best
+longer listed word of the same table does not count on its own ("医疗事故" hides "事故"), a word
+followed by a place word only says where something is ("医院西面的路"), and a few listed words are
+ignored right after a negator ("没有打架"). Scores are summed per class; the best
 class wins, ties going to the class listed first in the YAML. Every rule that fired is written to
 ``Classification.signals`` so a mediator can see why.
 """
@@ -37,6 +38,8 @@ OTHER = "其他"
 TIERS = ("strong", "medium", "weak")
 CUE_TIERS = {"strong": 2, "weak": 1}
 SEVERITY_CUES = ("mass_risk", "repeat_complaint", "extreme_risk", "psych_needed")
+# "不断上访", "不停地堵路": 不 starts these words without negating what follows
+NOT_NEGATORS = ("不断", "不停", "不得不", "不止", "不少", "不仅", "不光", "不管", "不久", "不时")
 CLAUSE_BREAKS = frozenset("，。,.!！?？;；：:\n、…~～ ")
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2060\ufeff]")
 _SPACE_BETWEEN_HAN = re.compile(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
@@ -61,6 +64,7 @@ class Precedence:
     factor: float
     min_ratio: float
     cues: tuple[str, ...]
+    unless: tuple[str, ...] = ()     # none of these may be present ("工程款": a contractor's debt, not wages)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class Rules:
     dispute: WordTable
     gov: WordTable
     precedence: tuple[Precedence, ...]
+    dispute_minimum: Mapping[str, float]     # a type scoring less than this is not chosen
     gov_priors: Mapping[str, Mapping[str, float]]
     cues: Mapping[str, CueTable]
     severity: Mapping
@@ -91,6 +96,8 @@ class Rules:
     negatable: frozenset[str]
     negators: tuple[str, ...]        # longest first
     negation_window: int
+    locatives: tuple[str, ...]       # words after a noun that make it a place, not a topic (longest first)
+    locative_length: int
     automaton: ahocorasick.Automaton
 
 
@@ -136,8 +143,11 @@ def _load_rules(directory: str) -> Rules:
         Precedence(_known(rule["winner"], DISPUTE_TYPES, "precedence"),
                    _known(rule["loser"], DISPUTE_TYPES, "precedence"),
                    float(rule.get("factor", 0.3)), float(rule.get("min_ratio", 0.5)),
-                   tuple(normalize(w) for w in rule["when_any"]))
+                   tuple(normalize(w) for w in rule["when_any"]),
+                   tuple(normalize(w) for w in rule.get("unless_any") or []))
         for rule in dispute_doc.get("precedence", []))
+    dispute_minimum = {_known(label, DISPUTE_TYPES, "min_score"): float(score)
+                       for label, score in (dispute_doc.get("min_score") or {}).items()}
     priors = {
         _known(dispute_type, DISPUTE_TYPES, "from_dispute_type"):
             {_known(cat, GOV_CATEGORIES, "from_dispute_type"): float(w) for cat, w in (mapping or {}).items()}
@@ -148,10 +158,11 @@ def _load_rules(directory: str) -> Rules:
     _known(scoring["gov_default"], GOV_CATEGORIES, "gov_default")
 
     masks = frozenset(normalize(w) for w in scoring.get("masks", []))
+    locatives = tuple(sorted({normalize(w) for w in scoring.get("places", [])}, key=len, reverse=True))
     negation = scoring["negation"]
     vocabulary = set(dispute.words) | set(gov.words) | masks
     vocabulary |= {w for table in (dispute, gov) for combo in table.combos for group in combo.groups for w in group}
-    vocabulary |= {w for rule in precedence for w in rule.cues}
+    vocabulary |= {w for rule in precedence for w in rule.cues + rule.unless}
     vocabulary |= {w for table in cues.values() for w in table.points}
     automaton = ahocorasick.Automaton()
     for word in vocabulary:
@@ -159,10 +170,12 @@ def _load_rules(directory: str) -> Rules:
     automaton.make_automaton()
 
     return Rules(
-        scoring=scoring, dispute=dispute, gov=gov, precedence=precedence, gov_priors=priors, cues=cues,
+        scoring=scoring, dispute=dispute, gov=gov, precedence=precedence,
+        dispute_minimum=dispute_minimum, gov_priors=priors, cues=cues,
         severity=severity, masks=masks, negatable=frozenset(normalize(w) for w in negation["words"]),
         negators=tuple(sorted((normalize(w) for w in negation["prefixes"]), key=len, reverse=True)),
-        negation_window=int(negation["window"]), automaton=automaton)
+        negation_window=int(negation["window"]), locatives=locatives,
+        locative_length=max(map(len, locatives), default=0), automaton=automaton)
 
 
 def _known(label: str, allowed: tuple[str, ...], where: str) -> str:
@@ -219,8 +232,32 @@ class Hit(NamedTuple):
 
 
 def _find_hits(rules: Rules, text: str, title_length: int) -> list[Hit]:
-    return [Hit(word, end + 1 - len(word), end + 1, end + 1 - len(word) < title_length)
-            for end, word in rules.automaton.iter(text)]
+    hits = []
+    for end, word in rules.automaton.iter(text):
+        start = end + 1 - len(word)
+        # "110" inside "1109房", "12345" inside a phone number: digits run on, so it is another number
+        if (word[0].isdigit() and start > 0 and text[start - 1].isdigit()) or (
+                word[-1].isdigit() and end + 1 < len(text) and text[end + 1].isdigit()):
+            continue
+        hits.append(Hit(word, start, end + 1, start < title_length))
+    return hits
+
+
+def _drop_places(rules: Rules, hits: list[Hit], text: str, signals: list[str]) -> list[Hit]:
+    """Remove hits that only say where something is: "医院西面的双塘路", "小学门口", "卫生局宿舍"."""
+    if not rules.locatives:
+        return hits
+    kept, dropped = [], []
+    for hit in hits:
+        after = text[hit.end:hit.end + rules.locative_length]
+        locative = next((w for w in rules.locatives if after.startswith(w)), None)
+        if locative and hit.word not in rules.masks:
+            dropped.append(f"{hit.word}({locative})")
+        else:
+            kept.append(hit)
+    if dropped:
+        signals.append(f"places, not topics: {', '.join(dict.fromkeys(dropped))}")
+    return kept
 
 
 def _outermost(hits: list[Hit]) -> list[Hit]:
@@ -243,7 +280,7 @@ def _negator(text: str, start: int, negators: tuple[str, ...], window: int) -> s
             break
     for negator in negators:
         at = before.rfind(negator)
-        if at >= 0 and len(before) - (at + len(negator)) <= window:
+        if at >= 0 and len(before) - (at + len(negator)) <= window and not before.startswith(NOT_NEGATORS, at):
             return negator
     return None
 
@@ -341,11 +378,17 @@ def _dispute_type(rules: Rules, hits: list[Hit], signals: list[str]) -> tuple[st
     scores = _score(rules, rules.dispute, counted, hits, "dispute", signals)
     for rule in rules.precedence:
         cue = next((w for w in rule.cues if w in present), None)
+        if cue and any(w in present for w in rule.unless):
+            continue
         winner, loser = scores.get(rule.winner, 0), scores.get(rule.loser, 0)
         if cue and winner > 0 and loser > 0 and winner >= rule.min_ratio * loser:
             scores[rule.loser] *= rule.factor
             signals.append(f"precedence {rule.winner} over {rule.loser} ({cue}): "
                            f"{rule.loser} ×{rule.factor:g} = {scores[rule.loser]:.1f}")
+    for label, floor in rules.dispute_minimum.items():
+        if 0 < scores.get(label, 0) < floor:
+            signals.append(f"dispute {label} {scores[label]:.1f} below its minimum {floor:g}: not chosen")
+            scores[label] = 0.0
     label, best, runner_up = _best(scores, rules.dispute.labels)
     minimum = float(rules.scoring["dispute_min_score"])
     scale = float(rules.scoring["confidence_scale"])
@@ -492,10 +535,32 @@ def _people(rules: Rules, text: str, people_count: int | None, signals: list[str
     return best if best >= 2 else None
 
 
+def _crowd(rules: Rules, text: str, people_count: int | None) -> int:
+    """The largest group the complainants say they are: "我们300多名业主", "几十户村民", or the form's count.
+
+    A number of people in a text is often the size of an estate or a village ("小区2584户"), not the
+    number of people complaining; only a number the writer claims as "we", or a complainant noun, counts.
+    """
+    config = rules.severity["mass_risk"].get("crowd")
+    people = rules.severity["people"]
+    best = people_count or 0
+    for match in _people_pattern(tuple(people["classifiers"]), tuple(people["nouns"])).finditer(text):
+        if any(word in text[max(0, match.start() - 4):match.start()] for word in people["not_after_words"]):
+            continue
+        if config and match["noun"] not in config["nouns"] and not text.startswith(
+                tuple(config["nouns"]), match.end()) and not any(       # "几十户村民": 户, then who they are
+                word in text[max(0, match.start() - int(config["window"])):match.start()] for word in config["after"]):
+            continue
+        value = parse_number(match["num"], int(rules.severity["numbers"]["vague_digit"]))
+        if value and value > best:
+            best = int(value)
+    return best
+
+
 def _cue_flag(rules: Rules, name: str, hits: list[Hit], signals: list[str],
               extra_points: int = 0, extra_reason: str = "") -> bool:
     table = rules.cues[name]
-    counted = _counted_hits(rules, hits, table.points, masked=False)
+    counted = _counted_hits(rules, hits, table.points, masked=True)
     words = sorted({h.word for h in counted}, key=lambda w: min(h.start for h in counted if h.word == w))
     total = sum(table.points[w] for w in words) + extra_points
     reasons = words + ([extra_reason] if extra_reason else [])
@@ -514,10 +579,11 @@ def _severity(rules: Rules, hits: list[Hit], text: str, channel: str | None, peo
     people = _people(rules, numeric, people_count, signals)
     mass_config = rules.severity["mass_risk"]
     channel_points = int((mass_config.get("channel_points") or {}).get(channel or "", 0))
-    crowd = people is not None and people >= int(mass_config["people_threshold"])
+    group = _crowd(rules, numeric, people_count) if people else 0
+    crowd = group >= int(mass_config["people_threshold"])
     extra = channel_points + (int(mass_config["people_points"]) if crowd else 0)
     reason = ", ".join(filter(None, [f"channel {channel}" if channel_points else "",
-                                     f"{people} people" if crowd else ""]))
+                                     f"a group of {group}" if crowd else ""]))
     severity = Severity(
         people=people, amount_yuan=amount,
         mass_risk=_cue_flag(rules, "mass_risk", hits, signals, extra, reason),
@@ -549,7 +615,8 @@ def classify(text: str, *, title: str = "", channel: str | None = None, people_c
         signals.append(f"text truncated to {limit} of {len(text)} characters")
     title_n, body_n = normalize(title[:title_limit]), normalize(text[:limit])
     joined = f"{title_n}\n{body_n}" if title_n else body_n
-    hits = _drop_negated(rules, _find_hits(rules, joined, len(title_n) if title_n else 0), joined, signals)
+    hits = _find_hits(rules, joined, len(title_n) if title_n else 0)
+    hits = _drop_negated(rules, _drop_places(rules, hits, joined, signals), joined, signals)
 
     dispute_type, confidence = _dispute_type(rules, hits, signals)
     gov_category, gov_confidence = _gov_category(rules, hits, dispute_type, confidence, signals)

@@ -106,6 +106,66 @@ def test_vehicle_hitting_a_person_is_a_traffic_accident():
     assert classify("一辆三轮车把俺娘撞倒了，腿骨折，医药费两万").dispute_type == "交通事故"
 
 
+# --- the language of a real message board (own paraphrases, not quotes) --------------------------
+
+BOARD_EXAMPLES = [
+    # (title, text, dispute_type, gov_category)
+    ("能否在小区门口增设公交站点", "我们小区住了上千户，最近的公交站要走一公里，请公交公司考虑调整线路在门口设站",
+     "其他", "交通运输"),
+    ("地铁口何时开通", "地铁站的四号出口修好一年多了还围着，请问什么时候开通", "其他", "交通运输"),
+    ("饭馆油烟直排", "楼下新开的饭馆把油烟直接排到住户窗户底下，熏得家里没法开窗", "环境污染", "环境保护"),
+    ("酒吧噪音扰民", "街对面的酒吧每天放音乐到凌晨三点，低音炮吵得整栋楼睡不着觉", "环境污染", "环境保护"),
+    ("开发商逾期交房", "合同写的去年底交房，到现在楼还没封顶，开发商不给说法也不付违约金", "合同债务", "城乡建设"),
+    ("买房捆绑车位", "售楼处要求买房必须再买一个车位，不买就不卖房，这合理吗", "消费纠纷", "城乡建设"),
+    ("道路两边违停", "这条路两边天天停满了车，本来四车道只剩一条能走，希望交警加强违停执法", "城市管理", "政法"),
+    ("红绿灯配时太短", "十字路口的行人绿灯只有十几秒，老人根本走不过去，请调整信号灯时间", "其他", "政法"),
+    ("人才购房补贴", "我是应届研究生，落户后买了首套房，人才购房补贴申请了两次都没通过", "其他", "城乡建设"),
+    ("生育津贴什么时候发", "我五月份生的孩子，生育保险的津贴到现在还没发下来", "其他", "劳动和社会保障"),
+    ("组级道路硬化", "我们组到村部的路还是土路，下雨天泥泞不堪，请求把这段路硬化", "其他", "交通运输"),
+    ("学区划分", "小区离学校只有三百米，今年的学区划分却把我们划到了三公里外", "其他", "教育文体"),
+]
+
+
+@pytest.mark.parametrize("title,text,dispute_type,gov_category", BOARD_EXAMPLES)
+def test_message_board_phrasings(title, text, dispute_type, gov_category):
+    result = classify(text, title=title)
+    assert (result.dispute_type, result.gov_category) == (dispute_type, gov_category), result.signals
+
+
+def test_a_place_is_not_the_topic():
+    """A hospital or a school that only says where the road is does not make a medical or school case."""
+    result = classify("人民医院西面那段路坑坑洼洼，下雨全是积水，希望市政修一修", title="医院西面的路坑太多")
+    assert result.dispute_type == "城市管理"
+    assert result.gov_category == "城乡建设"
+    assert any(s.startswith("places, not topics: 医院(西面)") for s in result.signals)
+    # the same word is a topic when nothing after it names a place
+    assert classify("医院误诊把阑尾炎当成胃病，耽误了手术").dispute_type == "医疗纠纷"
+
+
+def test_a_number_inside_a_longer_number_is_not_a_keyword():
+    result = classify("我家住1109房，阳台的悬空梁断了")
+    assert not any("110" in s for s in result.signals if s.startswith("gov"))
+    assert classify("晚上有人砸门，我打了110").gov_category == "政法"
+
+
+def test_a_passing_mention_is_below_a_types_minimum():
+    result = classify("交警说这段路以后要拓宽")
+    assert result.dispute_type != "交通事故"
+    assert any("交通事故" in s and "below its minimum" in s for s in result.signals)
+
+
+def test_a_contractors_unpaid_bill_stays_a_debt_even_with_wages_in_it():
+    result = classify("老板拖欠我们工程款三十多万，我手下工人的工资也发不出来", title="拖欠工程款")
+    assert result.dispute_type == "合同债务"
+    assert not any(s.startswith("precedence 劳动争议 over 合同债务") for s in result.signals)
+    assert classify("老板拖欠我们三个月工资，合同上写的每月五千").dispute_type == "劳动争议"
+
+
+def test_a_request_for_a_footbridge_is_not_a_traffic_accident():
+    result = classify("小学门口车多，去年有学生被车撞了，家长请求修建人行天桥", title="请修一座人行天桥")
+    assert result.dispute_type == "城市管理"
+
+
 # --- negation ----------------------------------------------------------------------------------
 
 def test_negated_fight_does_not_count():
@@ -194,6 +254,27 @@ def test_petition_channel_counts_as_a_group_cue():
 def test_many_people_plus_a_cue_is_a_mass_risk_but_a_housing_estate_size_alone_is_not():
     assert classify("40多名农民工一起去讨薪").severity.mass_risk
     assert not classify("小区2584户业主的电梯坏了").severity.mass_risk
+
+
+@pytest.mark.parametrize("text", [
+    "我们小区三千多户业主都在维权，全体业主强烈要求开发商整改",        # 维权, 全体业主: no crowd is forming
+    "小区有一千多户，去年有业主上访过一次，问题还是没解决",             # an estate's size is not a group
+    "商贩在路口摆摊把路都堵了，车过不去",                               # 堵路 as traffic, alone
+    "我们不想拉横幅，只想通过正当途径解决问题",                         # negated
+    "希望整治本市旅游行业的乱象",                                       # 游行 inside 旅游行业
+    "大家一起想想办法吧，这个路灯修一修",
+])
+def test_weak_or_ambiguous_group_words_are_not_a_mass_risk(text):
+    assert not classify(text).severity.mass_risk
+
+
+@pytest.mark.parametrize("text", [
+    "几百户业主不断拉横幅上访，开发商还是不理",                         # 不断 does not negate
+    "我们三百多名业主已经去市政府上访了两次",                           # a group the writer claims as "we"
+    "几十户村民联名投诉这个砖厂",
+])
+def test_collective_action_is_a_mass_risk(text):
+    assert classify(text).severity.mass_risk
 
 
 @pytest.mark.parametrize("text", ["这个问题我已经多次反映了", "至今没有解决，打了好几次电话", "部门之间互相推诿"])
@@ -380,7 +461,7 @@ def test_evaluate_command_prints_a_json_summary(tmp_path, capsys):
         {"text": "老板拖欠工资不给", "dispute_type": "劳动争议", "gov_category": "劳动和社会保障"},
         {"text": "邻居家滴水檐滴到俺院里", "dispute_type": "邻里纠纷", "gov_category": "政法"},
     ]), encoding="utf-8")
-    assert evaluate.main([str(path)]) == 0
+    assert evaluate.main([str(path), "--data", str(tmp_path / "no-data")]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == 2
     assert summary["dispute_type_accuracy"] == 1.0
@@ -389,8 +470,85 @@ def test_evaluate_command_prints_a_json_summary(tmp_path, capsys):
 def test_real_messages_when_present():
     messages = evaluate.load_gov_messages()
     if messages is None:
-        pytest.skip("gov-messages data set not beside the repository")
-    spread = evaluate.prediction_spread(messages[::20])
+        pytest.skip("gov-messages data set not found")
+    spread = evaluate.prediction_spread(messages[::10])
     # the message board is mostly public-service requests, not disputes; but not all of it
     assert 0.15 <= spread["dispute_other_share"] <= 0.6
-    assert spread["mass_risk_share"] <= 0.15
+    # a mass risk sends a case to 联动 at county level: on a message board it is rare
+    assert spread["mass_risk_share"] <= 0.03
+
+
+# Hand annotations of real messages, by id only (the messages are never in the repository): the
+# development set the rules were tuned on, and a held-out set labelled blind and never tuned on.
+# Floors sit a few points under the measured figures (dev 0.783 / 0.808, held-out 0.695 / 0.755).
+REAL_FLOORS = {"gov_messages_dev.jsonl": (0.75, 0.78), "gov_messages_heldout.jsonl": (0.66, 0.72)}
+
+
+def test_hand_annotated_real_messages_when_present():
+    directory = evaluate.find_data()
+    if directory is None:
+        pytest.skip("gov-messages data set not found")
+    board = evaluate.load_board(directory)
+    for name, (dispute_floor, gov_floor) in REAL_FLOORS.items():
+        rows, missing = evaluate.load_annotations(evaluate.DEFAULT_FIXTURE.with_name(name), board)
+        assert not missing and len(rows) >= 200
+        report = evaluate.evaluate(rows)
+        assert report["dispute_type"]["accuracy"] >= dispute_floor, (name, report["dispute_type"]["accuracy"])
+        assert report["gov_category"]["accuracy"] >= gov_floor, (name, report["gov_category"]["accuracy"])
+
+
+def _write_board(directory):
+    import csv
+    directory.mkdir()
+    with open(directory / "messages.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "user", "title", "time", "text", "oppose", "likes"])
+        writer.writerow(["1", "u", "楼下酒吧噪音扰民", "", "酒吧每天放音乐到凌晨，吵得睡不着", "0", "0"])
+        writer.writerow(["2", "u", "公交线路调整", "", "希望增开一条到火车站的公交线路", "0", "0"])
+    with open(directory / "messages_with_replies.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "user", "title", "time", "text", "reply", "reply_time"])
+        writer.writerow(["7", "u", "孩子入学", "", "孩子今年上小学，学区是怎么划分的",
+                         "网友您好，经调查核实，现将有关情况回复如下：学区按就近入学原则划分。县教育局 2019年5月6日", ""])
+
+
+def test_hand_annotations_by_id_and_the_replying_unit(tmp_path, capsys):
+    data = tmp_path / "gov-messages"
+    _write_board(data)
+    annotations = tmp_path / "annotations.jsonl"
+    annotations.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in [
+        {"id": "m1", "dispute_type": "环境污染", "gov_category": "环境保护"},
+        {"id": "m2", "dispute_type": "其他", "gov_category": "城乡建设", "gov_category_ok": ["城乡建设", "交通运输"]},
+        {"id": "m404", "dispute_type": "其他", "gov_category": "政法"},
+    ]), encoding="utf-8")
+    assert evaluate.main([str(evaluate.DEFAULT_FIXTURE), "--data", str(data),
+                          "--annotations", str(annotations), "--weak"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    figures = summary["annotations.jsonl"]
+    assert figures["n"] == 2 and "1 annotated messages not found" in out
+    assert figures["dispute_type_accuracy"] == 1.0
+    assert figures["gov_category_accuracy"] == 0.5          # 交通运输 is only an accepted alternative
+    assert figures["gov_category_lenient_accuracy"] == 1.0
+    assert summary["weak_gov_category"] == {"n": 1, "gov_category_accuracy": 1.0,
+                                            "gov_category_lenient_accuracy": 1.0, "gov_category_macro_accuracy": 1.0}
+
+
+def test_evaluate_skips_the_real_data_when_it_is_absent(tmp_path, capsys):
+    assert evaluate.find_data(tmp_path / "nowhere") is None
+    path = tmp_path / "set.jsonl"
+    path.write_text(json.dumps({"id": "m1", "dispute_type": "其他", "gov_category": "政法"}), encoding="utf-8")
+    assert evaluate.main([str(evaluate.DEFAULT_FIXTURE), "--data", str(tmp_path / "nowhere"),
+                          "--annotations", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 annotated messages not found" in out and "gov-messages not found" in out
+
+
+@pytest.mark.parametrize("reply,category", [
+    ("您好，您反映的问题已收悉，经核实回复如下……感谢您的监督。A7县教育局 2019年5月6日", "教育文体"),
+    ("网友：您好！您反映的问题已收悉。经交警大队现场核查，该路段已增设禁停标志，并将加强巡查。", "政法"),
+    ("您的留言已收悉，已转县人民政府办公室研究。", None),        # 人民政府 is not 民政
+    ("收到", None),
+])
+def test_reply_unit_category(reply, category):
+    assert evaluate.reply_unit_category(reply) == category
