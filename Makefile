@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # nameko's CLI and eventlet warn about their own deprecations on every start
 export PYTHONWARNINGS := ignore::UserWarning,ignore::DeprecationWarning
 
-.PHONY: run test test-unit test-integration test-e2e test-faults bench bench-merge lock venv clean
+.PHONY: broker run test test-unit test-integration test-e2e test-faults bench bench-merge lock venv clean
 
 venv: $(STAMP)
 
@@ -18,29 +18,33 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# the suites and the benchmark need RabbitMQ with its management API (a vhost per test)
+broker: $(STAMP)
+	@$(BIN)/lanling check-broker --management
+
 run: $(STAMP)
 	$(BIN)/lanling run
 
-test: $(STAMP)
+test: broker
 	$(BIN)/nameko test -q tests/unit tests/integration tests/e2e
 
 test-unit: $(STAMP)
 	$(BIN)/nameko test -q tests/unit
 
-test-integration: $(STAMP)
+test-integration: broker
 	$(BIN)/nameko test -q tests/integration
 
-test-e2e: $(STAMP)
+test-e2e: broker
 	$(BIN)/nameko test -q tests/e2e
 
-test-faults: $(STAMP)
+test-faults: broker
 	$(BIN)/nameko test -q tests/faults
 
-bench: $(STAMP)
+bench: broker
 	$(BIN)/python -m tests.bench
 
 # 并单 alone: ms per submission of the duplicate check at 10^3, 10^5 and 10^6 stored cases (PostgreSQL)
-bench-merge: $(STAMP)
+bench-merge: broker
 	$(BIN)/python -m tests.bench.merge
 
 lock:

@@ -3,6 +3,7 @@
     lanling run [SERVICE[=N] ...]   set up and start the system (all services by default)
     lanling migrate [SERVICE ...]   apply database migrations
     lanling declare                 declare the broker topology
+    lanling check-broker [--management]   start a local RabbitMQ (and its management API) if needed
     lanling load-reference          load Lanling's directory, accounts and counsellor pool (idempotent)
     lanling classify                JSON lines with "text" on stdin -> routing decisions on stdout
     lanling demo                    replay a realistic day of cases through every channel
@@ -58,6 +59,31 @@ def ensure_rabbitmq(timeout: float = 90.0) -> None:
             return
         time.sleep(0.5)
     sys.exit(f"lanling: RabbitMQ did not start within {timeout:.0f} s")
+
+
+def ensure_management(timeout: float = 60.0) -> None:
+    """The test suites and the benchmark create a vhost per test through the management API."""
+    api = urlparse(os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672"))
+    host, port = api.hostname or "127.0.0.1", api.port or 15672
+    if _port_open(host, port):
+        return
+    if host not in ("127.0.0.1", "localhost") or not shutil.which("rabbitmq-plugins"):
+        sys.exit(f"lanling: the RabbitMQ management API is not reachable at {host}:{port}; "
+                 "enable it with `rabbitmq-plugins enable rabbitmq_management` or set RABBIT_API_URI")
+    _say("enabling the RabbitMQ management plugin")
+    subprocess.run(["rabbitmq-plugins", "-q", "enable", "rabbitmq_management"], check=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _port_open(host, port):
+            return
+        time.sleep(0.5)
+    sys.exit(f"lanling: the RabbitMQ management API did not come up within {timeout:.0f} s")
+
+
+def cmd_check_broker(args) -> None:
+    ensure_rabbitmq()
+    if args.management:
+        ensure_management()
 
 
 def _parse_scale(specs: list[str]) -> dict[str, int]:
@@ -201,6 +227,9 @@ def main(argv=None) -> None:
     p.add_argument("services", nargs="*")
     p.set_defaults(func=cmd_migrate)
     sub.add_parser("declare", help="declare the broker topology").set_defaults(func=cmd_declare)
+    p = sub.add_parser("check-broker", help="start RabbitMQ if it is local and stopped")
+    p.add_argument("--management", action="store_true", help="also enable the management API (tests, bench)")
+    p.set_defaults(func=cmd_check_broker)
     p = sub.add_parser("load-reference", help="load reference data (idempotent; keeps staff roster edits)")
     p.add_argument("--force", action="store_true", help="replace the directory even if staff have edited it")
     p.set_defaults(func=cmd_load_reference)
