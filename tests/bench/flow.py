@@ -56,7 +56,9 @@ def start(workdir: Path, *, postgres: bool, scale: dict[str, int] | None = None,
     say(f"{label}: system healthy after {time.monotonic() - began:.0f}s ({'PostgreSQL' if postgres else 'SQLite'}"
         f"{', ' + ' '.join(specs) if scale else ''})")
     observer = AssignmentObserver(amqp_uri(system.vhost)).start()
-    return RunningSystem(system, observer, Orders(run_id=system.vhost[-8:]), databases)
+    # growth runs share databases: each run's callers must be new people, or they all merge (并单)
+    run_id = system.vhost[-8:]
+    return RunningSystem(system, observer, Orders(run_id=run_id, seed=int(run_id, 16)), databases)
 
 
 def _burst(rs: RunningSystem, bodies: list[dict], *, rate: float | None, timeout: float, threads: int = 16):
