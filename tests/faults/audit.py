@@ -24,8 +24,8 @@ from services.contracts.catalogue import CATALOGUE
 
 # the events a case has once at most in this stream (no staff act on the cases meanwhile)
 ONCE_PER_CASE = {"intake": ("case_received",), "routing": ("case_routed",), "mediation": ("case_assigned",)}
-# where the automatic flow leaves a case: assigned to a mediator, or closed by a grid worker on site
-END_STATES = ("assigned", "resolved", "closed")
+# where the automatic flow leaves a case: assigned to a mediator, or resolved on site by a grid worker
+END_STATES = ("assigned", "resolved_on_site")
 IN_FLIGHT_EXCLUDED = ("ingress.faultsrc.results",)
 
 
