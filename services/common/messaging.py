@@ -19,6 +19,7 @@ import logging
 from datetime import datetime, timezone
 from functools import partial
 
+import amqp.exceptions
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import SharedExtension
 from nameko.messaging import Consumer, QueueConsumer
@@ -30,6 +31,38 @@ from services.contracts.catalogue import spec as event_spec
 from services.contracts.envelope import InvalidEvent, load_event
 
 log = logging.getLogger(__name__)
+
+
+# What acking on a connection that died can raise: nameko catches amqp's ConnectionError only,
+# so a socket error (the broker closed the connection of a consumer frozen past its heartbeat,
+# a reset network) escaped from the worker and killed the whole service container.
+DEAD_CONNECTION = (OSError, amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
+
+
+def _settle_or_let_the_broker_redeliver(settle):
+    def settle_message(self, message):
+        try:
+            settle(self, message)
+        except DEAD_CONNECTION as exc:
+            # unacknowledged messages of a dead connection go back to their queue; the redelivery is
+            # deduplicated by the consumer's inbox (or, for RPC, answered again)
+            log.warning("could not settle a message on a dead connection (%r); the broker will deliver it again",
+                        exc)
+
+    settle_message.__wrapped__ = settle
+    return settle_message
+
+
+def tolerate_dead_connections() -> None:
+    """Make every nameko queue consumer of this process (events, RPC, replies) survive settling a
+    message on a connection that died; the consumer's own loop reconnects. Idempotent."""
+    for name in ("ack_message", "requeue_message"):
+        current = getattr(QueueConsumer, name)
+        if not hasattr(current, "__wrapped__"):
+            setattr(QueueConsumer, name, _settle_or_let_the_broker_redeliver(current))
+
+
+tolerate_dead_connections()
 
 
 class DeadLetter(Exception):
