@@ -2,7 +2,7 @@
 killed, connections cut, the broker and the database restarted, a consumer frozen and the network
 made slow and broken; then every accepted case must have reached its end state exactly once.
 
-Knobs (environment): FAULTS_RATE (cases/s, default 5), FAULTS_MIN_CASES (default 1000),
+Knobs (environment): FAULTS_RATE (cases/s, default 3), FAULTS_MIN_CASES (default 1000),
 FAULTS_ONLY (comma-separated fault names, for working on one), FAULTS_KEEP=1 keeps the logs.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.faults.audit import IN_FLIGHT_EXCLUDED, Auditor
 from tests.faults.conftest import REPORT, Platform, say
 from tests.harness import wait_until
 
-RATE = float(os.environ.get("FAULTS_RATE", "5"))
+RATE = float(os.environ.get("FAULTS_RATE", "3"))
 MIN_CASES = int(os.environ.get("FAULTS_MIN_CASES", "1000"))
 HEARTBEAT = 5
 RECOVERY_TIMEOUT = 120

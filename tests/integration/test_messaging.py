@@ -258,3 +258,29 @@ def test_a_consumer_whose_connection_died_under_a_running_worker_keeps_consuming
     assert seen == ["C-NEXT"]
     assert not consumer._died.ready()
     assert effects(consumer_db) == ["C-HELD", "C-NEXT"]
+
+
+def test_a_service_survives_an_rpc_reply_it_cannot_send(container_factory, service_config, dbs, monkeypatch):
+    """The fault suite stopped the broker while intake answered submissions: publishing the reply
+    raised out of the worker and nameko killed the whole intake service."""
+    from kombu.exceptions import OperationalError
+    from nameko.exceptions import RpcTimeout
+    from nameko.rpc import Responder
+    from nameko.standalone.rpc import ServiceRpcProxy
+
+    failures = [OperationalError("[Errno 111] Connection refused")]
+    original = Responder.send_response
+
+    def send_response(self, result, exc_info):
+        if failures:
+            raise failures.pop()
+        return original(self, result, exc_info)
+
+    monkeypatch.setattr(Responder, "send_response", send_response)
+    producer = container_factory(ToyProducer, service_config)
+    producer.start()
+    with ServiceRpcProxy("intake", service_config, timeout=3) as intake:
+        with pytest.raises(RpcTimeout):  # the reply was lost: the caller times out and may ask again
+            intake.emit("R-LOST")
+        assert intake.emit("R-NEXT") is None  # the same process answers the next call
+    assert not producer._died.ready()
