@@ -85,6 +85,7 @@ class Http:
         self.out = out
         self.work: queue.Queue = queue.Queue()
         self.retries = 0
+        self.statuses: dict[str, int] = {}  # every status answered, retried ones included
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(8)]
         for t in self.threads:
             t.start()
@@ -103,6 +104,7 @@ class Http:
                     status = response.status_code
                 except requests.RequestException as exc:
                     status, response = 0, exc
+                self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
                 if status in (200, 202):
                     body = response.json()
                     self.out.write({"kind": "accepted", "way": "http", "channel": channel,
@@ -272,7 +274,7 @@ def main() -> None:
             sent["amqp"] += 1
     http.close()
     amqp.close(timeout=settings.get("drain_timeout", 240))
-    print(json.dumps({"submitted": sent, "http_retries": http.retries, "amqp_republished": amqp.republished,
+    print(json.dumps({"submitted": sent, "http_retries": http.retries, "http_statuses": http.statuses, "amqp_republished": amqp.republished,
                       "amqp_reconnects": amqp.reconnects}), flush=True)
 
 

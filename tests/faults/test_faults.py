@@ -208,6 +208,7 @@ def test_every_accepted_case_reaches_its_end_state_exactly_once_through_faults(p
     report.update({
         "submitted": load["submitted"],
         "http_retries": load["http_retries"], "amqp_republished": load["amqp_republished"],
+        "http_statuses": load["http_statuses"],
         "faults_injected": len(results),
         "faults": results,
         "final_drain_s": round(drained_s, 1),
@@ -220,6 +221,8 @@ def test_every_accepted_case_reaches_its_end_state_exactly_once_through_faults(p
     assert report["lost"] == 0, f"lost: {report['lost_counts']} {report['lost_detail']}"
     assert report["duplicated"] == 0, f"duplicated: {report['duplicated_counts']} {report['duplicated_detail']}"
     assert report["accepted"] >= MIN_CASES
+    # through every fault the gateway answers 2xx or 503 (or the connection fails), never a 500
+    assert not [s for s in report["http_statuses"] if s.startswith("5") and s != "503"], report["http_statuses"]
     assert report["completed"] == report["cases"]
     assert all(r["in_flight_at_injection"] > 0 for r in results)
 
@@ -243,7 +246,8 @@ def print_report(report: dict) -> None:
         f"  events audited   {report['events_audited']} (every one in every consumer's inbox)",
         f"  lost             {report['lost']} {report['lost_counts'] or ''}",
         f"  duplicated       {report['duplicated']} {report['duplicated_counts'] or ''}",
-        f"  client retries   HTTP {report['http_retries']}, AMQP republished {report['amqp_republished']}",
+        f"  client retries   HTTP {report['http_retries']} (statuses seen {report['http_statuses']}; 0: no answer), "
+        f"AMQP republished {report['amqp_republished']}",
         f"  faults           {report['faults_injected']}:",
     ]
     for r in report["faults"]:
