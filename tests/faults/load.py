@@ -55,7 +55,7 @@ def plan(settings: dict):
     rng = random.Random(settings.get("seed", 11))
     generator = Generator(Directory.from_reference().places_snapshot(), seed=rng.randrange(10**6),
                           tag=settings["run_id"])
-    recent = []
+    recent, disputes = [], 0
     while True:
         at = datetime.now(timezone.utc) - timedelta(seconds=rng.uniform(30, 3600))
         if recent and rng.random() < REPEAT_SHARE:
@@ -69,8 +69,10 @@ def plan(settings: dict):
                 continue
         else:
             dispute = generator.dispute(urgent_rate=0.02)
-            options = [c for c in CHANNELS if c != "grid" or dispute.grid]
-            channel = options[len(recent) % len(options)] if rng.random() < 0.5 else rng.choice(options)
+            disputes += 1
+            channel = CHANNELS[disputes % len(CHANNELS)]  # every channel in turn
+            if channel == "grid" and not dispute.grid:
+                channel = rng.choice([c for c in CHANNELS if c != "grid"])
             payload = generator.submission(dispute, channel, at)
             recent.append((dispute, [channel]))
             recent = recent[-40:]
