@@ -13,10 +13,8 @@ import pwd
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import requests
 
@@ -43,6 +41,15 @@ def _give(path: Path, user: str) -> None:
         for root, dirs, files in os.walk(path):
             for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
                 os.chown(name, entry.pw_uid, entry.pw_gid)
+
+
+def _rabbit_bin(name: str) -> str:
+    """The real script, not Debian's wrapper in /usr/sbin (it switches user and drops our environment)."""
+    path = Path("/usr/lib/rabbitmq/bin") / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed (apt install rabbitmq-server)")
+    return found
 
 
 def _port_open(port: int) -> bool:
@@ -99,7 +106,7 @@ class PrivateRabbit:
         _give(d, "rabbitmq")
         log = open(d / "server.log", "ab")
         self.process = subprocess.Popen([*_as_user("rabbitmq"), "env", *[f"{k}={v}" for k, v in self._env().items()],
-                                         "/usr/lib/rabbitmq/bin/rabbitmq-server"], stdout=log, stderr=subprocess.STDOUT,
+                                         _rabbit_bin("rabbitmq-server")], stdout=log, stderr=subprocess.STDOUT,
                                         cwd="/tmp", start_new_session=True)
         self.wait_ready(timeout)
 
@@ -114,7 +121,7 @@ class PrivateRabbit:
 
     def ctl(self, *args: str, timeout: float = 120) -> str:
         run = subprocess.run([*_as_user("rabbitmq"), "env", *[f"{k}={v}" for k, v in self._env().items()],
-                              "/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.node, *args],
+                              _rabbit_bin("rabbitmqctl"), "-n", self.node, *args],
                              capture_output=True, text=True, timeout=timeout, cwd="/tmp")
         if run.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {run.stdout}{run.stderr}")
@@ -224,7 +231,3 @@ class PrivatePostgres:
             except Exception:  # noqa: BLE001
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def quote_vhost(vhost: str) -> str:
-    return quote(vhost, safe="")

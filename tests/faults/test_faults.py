@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from tests.faults.audit import IN_FLIGHT_EXCLUDED, Auditor
@@ -31,7 +31,6 @@ class Fault:
     restore: Callable[[Platform], None]
     hold: float
     victim: str | None = None  # the service whose own queues or outbox should be busy when it is hit
-    notes: dict = field(default_factory=dict)
 
 
 def _kill(service: str) -> Fault:
