@@ -58,15 +58,17 @@ def wait_until(condition, timeout: float, interval: float = 0.1, what: str = "co
 class System:
     """The platform as processes: `lanling run` (all) or one process per service."""
 
-    def __init__(self, workdir: Path, db_urls: dict | None = None, env: dict | None = None):
+    def __init__(self, workdir: Path, db_urls: dict | None = None, env: dict | None = None,
+                 amqp_uri: str | None = None):
         self.workdir = workdir
-        self.vhost = create_vhost()
+        # a broker of the caller's own (the fault suite's private node), else a vhost on the shared one
+        self.vhost = None if amqp_uri else create_vhost()
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api_key = os.environ.get("LANLING_API_KEY", "test-operator-key")
         self.env = {
             **os.environ,
-            "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}",
+            "AMQP_URI": amqp_uri or f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}",
             "LANLING_VAR": str(workdir / "var"),
             "GATEWAY_ADDRESS": f"127.0.0.1:{self.port}",
             "LANLING_API_KEY": self.api_key,
@@ -117,7 +119,8 @@ class System:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        delete_vhost(self.vhost)
+        if self.vhost:
+            delete_vhost(self.vhost)
 
     def log_tail(self, lines: int = 60) -> str:
         out = []

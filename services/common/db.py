@@ -159,6 +159,21 @@ def make_engine(url: str, *, pool_size: int = 10):
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
 
 
+def serialise(session: Session, key: str) -> None:
+    """Make the other transactions that serialise on `key` wait until this one ends.
+
+    For a check-then-insert that two consumers may run at once (an event about a case and the
+    case itself): PostgreSQL takes a transaction-scoped advisory lock on the key; SQLite has a
+    single writer, so a write that changes nothing takes its write lock for the transaction.
+    Either way a query after this call sees what the other transaction committed.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    elif dialect == "sqlite":
+        session.execute(text("UPDATE outbox SET id = id WHERE 0"))
+
+
 class AlreadyHandled(Exception):
     """The event was handled before (it is in the inbox); the redelivery is acked and ignored."""
 

@@ -7,6 +7,7 @@ from nameko.rpc import rpc
 from services.common.broker import ConfirmedPublisher
 from services.common.clock import clock_from_env
 from services.common.db import Database
+from services.common.messaging import tolerate_dead_connections  # noqa: F401 - applied on import, for the gateway too
 from services.common.outbox import OutboxRelay
 
 

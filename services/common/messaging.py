@@ -19,9 +19,12 @@ import logging
 from datetime import datetime, timezone
 from functools import partial
 
+import amqp.exceptions
+import kombu.exceptions
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import SharedExtension
 from nameko.messaging import Consumer, QueueConsumer
+from nameko.rpc import RpcConsumer
 
 from services.common import config, topology
 from services.common.broker import ConfirmedPublisher, Outgoing
@@ -30,6 +33,59 @@ from services.contracts.catalogue import spec as event_spec
 from services.contracts.envelope import InvalidEvent, load_event
 
 log = logging.getLogger(__name__)
+
+
+# What settling a message or replying on a connection that died can raise: nameko catches amqp's
+# ConnectionError only, so a socket error (the broker closed the connection of a consumer frozen
+# past its heartbeat, a reset network, a broker restart) escaped from the worker and killed the
+# whole service container. Found by the fault suite (tests/faults).
+DEAD_CONNECTION = (OSError, amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
+
+
+def _settle_or_let_the_broker_redeliver(settle):
+    def settle_message(self, message):
+        try:
+            settle(self, message)
+        except DEAD_CONNECTION as exc:
+            # unacknowledged messages of a dead connection go back to their queue; the redelivery is
+            # deduplicated by the consumer's inbox (or, for RPC, answered again)
+            log.warning("could not settle a message on a dead connection (%r); the broker will deliver it again",
+                        exc)
+
+    settle_message.__wrapped__ = settle
+    return settle_message
+
+
+def _answer_or_let_the_caller_retry(handle_result):
+    def handle_rpc_result(self, message, result, exc_info):
+        try:
+            return handle_result(self, message, result, exc_info)
+        except DEAD_CONNECTION + (kombu.exceptions.OperationalError,) as exc:
+            # the broker went away while the worker ran: the reply cannot be sent. The caller's
+            # RPC times out and it asks again (gateway: 503, and submissions are idempotent);
+            # re-running the request here could repeat a staff action, so it is dropped
+            log.warning("could not send an RPC reply (%r); the caller will time out and retry", exc)
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+
+    handle_rpc_result.__wrapped__ = handle_result
+    return handle_rpc_result
+
+
+def tolerate_dead_connections() -> None:
+    """Make every nameko consumer of this process (events, RPC, replies) survive a connection that
+    died under a running worker, instead of letting the error kill the whole service container:
+    settling the message on the dead connection, or sending the RPC reply while the broker is
+    down. The consumer's own loop reconnects. Idempotent."""
+    for name in ("ack_message", "requeue_message"):
+        current = getattr(QueueConsumer, name)
+        if not hasattr(current, "__wrapped__"):
+            setattr(QueueConsumer, name, _settle_or_let_the_broker_redeliver(current))
+    if not hasattr(RpcConsumer.handle_result, "__wrapped__"):
+        RpcConsumer.handle_result = _answer_or_let_the_caller_retry(RpcConsumer.handle_result)
+
+
+tolerate_dead_connections()
 
 
 class DeadLetter(Exception):

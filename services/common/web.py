@@ -10,7 +10,8 @@ import json
 import logging
 
 import eventlet
-from nameko.exceptions import UnknownService
+import kombu.exceptions
+from nameko.exceptions import RemoteError, UnknownService
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
@@ -96,6 +97,12 @@ class ApiEntrypoint(HttpRequestHandler):
             return error_response(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
         if isinstance(exc, (Unavailable, UnknownService, eventlet.Timeout)):
             return error_response(503, str(exc) or "a service did not answer in time")
+        if isinstance(exc, kombu.exceptions.OperationalError) or (
+                isinstance(exc, RemoteError) and exc.exc_type == "OperationalError"):
+            # the broker, or a service's database, is down or restarting: try again shortly
+            log.warning("unavailable in %s: %s", self.method_name, str(exc)[:300])
+            return error_response(503, "a service is temporarily unavailable; try again shortly",
+                                  headers={"Retry-After": "2"})
         log.error("unhandled error in %s: %r", self.method_name, exc, exc_info=exc)
         return error_response(500, "internal error", code="internal")
 

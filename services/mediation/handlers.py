@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select
 
 from services.common import config, privacy
 from services.common.clock import LOCAL_TZ, local
+from services.common.db import serialise
 from services.contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from services.mediation import agreement as agreement_doc
 from services.mediation import lifecycle, reports, timers
@@ -187,6 +188,7 @@ def _add_parties(session, case_no: str, people: list[dict], source: str | None, 
 
 def open_case(uow, data: dict) -> None:
     case_no = data["case_no"]
+    serialise(uow.session, _case_key(case_no))  # see about_case
     if uow.session.get(CaseRecord, case_no) is not None:
         return
     source = data["source"]
@@ -218,11 +220,19 @@ def about_case(uow, event: Event) -> None:
     instead of failing and coming back after a retry delay."""
     case_no = event.correlation_id or event.data.get("case_no")
     if case_no and uow.session.get(CaseRecord, case_no) is None:
+        # open_case may be committing the case at this very moment, having already looked for
+        # early events: wait for it, then look again, or this event would wait forever
+        serialise(uow.session, _case_key(case_no))
+    if case_no and uow.session.get(CaseRecord, case_no) is None:
         uow.session.add(EarlyEvent(case_no=case_no, event_id=event.event_id, event_type=event.type,
                                    producer=event.producer, occurred_at=event.occurred_at,
                                    data=spec(event.type).schema().dump(event.data)))
         return
     ABOUT_A_CASE[event.type](uow, event)
+
+
+def _case_key(case_no: str) -> str:
+    return f"mediation.case:{case_no}"
 
 
 def _remember_people(rec: CaseRecord, refs: list[dict]) -> dict:

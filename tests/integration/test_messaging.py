@@ -205,3 +205,82 @@ def test_a_rolled_back_transaction_publishes_nothing(container_factory, service_
     assert effects(consumer_db) == ["R2"]
     with producer_db.reading() as session:
         assert [r.correlation_id for r in session.execute(select(producer_db.outbox))] == ["R2"]
+
+
+class HeldConsumer:
+    """Handles C-HELD, then keeps its worker running until the test releases it."""
+
+    name = "routing"
+    db = DatabaseProvider(ConsumerBase.metadata)
+    started = released = None
+
+    @handle("case_received")
+    def on_case_received(self, event):
+        with self.db.handling(event) as uow:
+            uow.session.add(Effect(case_no=event.correlation_id))
+        if event.correlation_id == "C-HELD" and not HeldConsumer.released.ready():
+            HeldConsumer.started.send()
+            HeldConsumer.released.wait()
+
+
+def test_a_consumer_whose_connection_died_under_a_running_worker_keeps_consuming(
+        container_factory, service_config, dbs, monkeypatch):
+    """The fault suite froze a consumer past its heartbeat: when it woke up, acking on the dead socket
+    raised BrokenPipeError out of the worker and nameko killed the whole service."""
+    import socket
+
+    from eventlet.event import Event as Signal
+    from nameko.standalone.rpc import ServiceRpcProxy
+
+    from services.common.messaging import RawQueueConsumer
+
+    _, consumer_db = dbs
+    HeldConsumer.started, HeldConsumer.released = Signal(), Signal()
+    delivered = []
+    original = RawQueueConsumer._on_raw_message
+    monkeypatch.setattr(RawQueueConsumer, "_on_raw_message",
+                        lambda self, provider, message: (delivered.append(message), original(self, provider, message)))
+    consumer = container_factory(HeldConsumer, service_config)
+    consumer.start()
+    container_factory(ToyProducer, service_config).start()
+    with ServiceRpcProxy("intake", service_config) as intake:
+        intake.emit("C-HELD")
+    HeldConsumer.started.wait()
+    delivered[-1].channel.connection.sock.shutdown(socket.SHUT_RDWR)  # the network died under the worker
+    # the held worker finishes; the broker delivers the message again, and the inbox knows it
+    again, seen = count_waiter(consumer, 2)
+    with again:
+        HeldConsumer.released.send()
+    assert seen == ["C-HELD", "C-HELD"]
+    after, seen = count_waiter(consumer, 1)
+    with after, ServiceRpcProxy("intake", service_config) as intake:
+        intake.emit("C-NEXT")
+    assert seen == ["C-NEXT"]
+    assert not consumer._died.ready()
+    assert effects(consumer_db) == ["C-HELD", "C-NEXT"]
+
+
+def test_a_service_survives_an_rpc_reply_it_cannot_send(container_factory, service_config, dbs, monkeypatch):
+    """The fault suite stopped the broker while intake answered submissions: publishing the reply
+    raised out of the worker and nameko killed the whole intake service."""
+    from kombu.exceptions import OperationalError
+    from nameko.exceptions import RpcTimeout
+    from nameko.rpc import Responder
+    from nameko.standalone.rpc import ServiceRpcProxy
+
+    failures = [OperationalError("[Errno 111] Connection refused")]
+    original = Responder.send_response
+
+    def send_response(self, result, exc_info):
+        if failures:
+            raise failures.pop()
+        return original(self, result, exc_info)
+
+    monkeypatch.setattr(Responder, "send_response", send_response)
+    producer = container_factory(ToyProducer, service_config)
+    producer.start()
+    with ServiceRpcProxy("intake", service_config, timeout=3) as intake:
+        with pytest.raises(RpcTimeout):  # the reply was lost: the caller times out and may ask again
+            intake.emit("R-LOST")
+        assert intake.emit("R-NEXT") is None  # the same process answers the next call
+    assert not producer._died.ready()
