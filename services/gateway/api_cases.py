@@ -177,8 +177,10 @@ class CasesApi:
 
     @api("GET", "/api/v1/cases/<case_no>/attachments/<int:attachment_id>")
     def get_attachment(self, request, case_no, attachment_id):
-        actor = actor_of(self._authenticate(request))
+        principal = self._authenticate(request)
+        actor = actor_of(principal)
         item = self._call("mediation", "get_attachment", case_no, attachment_id, actor)
+        self._record_unmasked(principal, request, case_no, f"attachment:{attachment_id}")
         filename = item["filename"].replace('"', "")
         return Response(base64.b64decode(item["data_b64"]), mimetype=item["content_type"], headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(filename)}",
@@ -198,6 +200,8 @@ class CasesApi:
             raise Forbidden("you may not read this agreement")
         places = self._township_names()
         document = self._call("mediation", "agreement", case_no, not full, places)
+        if full:
+            self._record_unmasked(principal, request, case_no, "agreement_full")
         return Response(document, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
     def _township_names(self) -> dict:

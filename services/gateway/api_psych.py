@@ -88,6 +88,7 @@ class PsychApi:
     def psych_create_counsellor(self, request):
         principal = self._psych_principal(request, *POOL_EDITORS)
         record = self._call("psych", "create_counsellor", read_json(request), _actor(principal))
+        self._record_unmasked(principal, request, None, f"counsellor:{record['id']}")
         username = record["id"].lower()
         created = load_accounts([{"username": username, "role": COUNSELLOR_ROLE, "directory_id": record["id"],
                                   "township": record["township_code"], "display_name": record["name"]}], self.db)
@@ -100,12 +101,18 @@ class PsychApi:
         if principal.role == COUNSELLOR_ROLE and not own:
             raise Forbidden("a counsellor may read only their own record")
         reveal = own or principal.role == COORDINATOR_ROLE
-        return self._call("psych", "get_counsellor", counsellor_id, reveal)
+        record = self._call("psych", "get_counsellor", counsellor_id, reveal)
+        if reveal and not own:
+            self._record_unmasked(principal, request, None, f"counsellor:{counsellor_id}")
+        return record
 
     @api("PATCH", "/api/v1/psych/counsellors/<counsellor_id>")
     def psych_update_counsellor(self, request, counsellor_id):
         principal = self._psych_principal(request, *POOL_EDITORS, COUNSELLOR_ROLE)
-        return self._call("psych", "update_counsellor", counsellor_id, read_json(request), _actor(principal))
+        record = self._call("psych", "update_counsellor", counsellor_id, read_json(request), _actor(principal))
+        if principal.directory_id != counsellor_id:
+            self._record_unmasked(principal, request, None, f"counsellor:{counsellor_id}")
+        return record
 
     @api("POST", "/api/v1/psych/counsellors/<counsellor_id>/deactivate")
     def psych_deactivate(self, request, counsellor_id):
@@ -172,7 +179,10 @@ class PsychApi:
     def psych_sessions(self, request, case_no):
         principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
         body = self._call("psych", "list_sessions", case_no, _actor(principal))
-        return {"items": strip_unreadable_notes(principal, body["items"])}
+        items = strip_unreadable_notes(principal, body["items"])
+        if any("notes" in item for item in items):
+            self._record_unmasked(principal, request, case_no, "psych_session_notes")
+        return {"items": items}
 
     @api("POST", "/api/v1/psych/cases/<case_no>/outcome")
     def psych_outcome(self, request, case_no):

@@ -97,6 +97,10 @@ def openapi_document() -> dict:
 
     for path, operations in openapi_paths().items():
         spec.path(path=path, operations=operations)
+    from services.gateway.api_audit import openapi_paths as audit_paths
+
+    for path, operations in audit_paths(_errors).items():
+        spec.path(path=path, operations=operations)
     return spec.to_dict()
 
 
