@@ -220,11 +220,12 @@ class CasesApi:
         comment = body.get("comment")
         if comment is not None and not isinstance(comment, str):
             raise Invalid("comment must be text", {"comment": ["text"]})
-        return self._call("mediation", "evaluate", case_no, token, body.get("rating"), comment, "link")
+        return self._guarded(request, (), lambda: self._call(
+            "mediation", "evaluate", case_no, token, body.get("rating"), comment, "link"), (NotFound, Forbidden))
 
     @api("GET", "/r/<token>")
     def rating_page(self, request, token):
-        link = self._call("mediation", "rating_link", token)
+        link = self._guarded(request, (), lambda: self._call("mediation", "rating_link", token), NotFound)
         if "application/json" in request.headers.get("Accept", ""):
             return link
         if link["may_rate"]:

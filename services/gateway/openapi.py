@@ -156,7 +156,7 @@ def _case_paths(spec) -> None:
             "type": "object", "required": ["token", "rating"],
             "properties": {"token": {"type": "string"}, "rating": {"type": "string"},
                            "comment": {"type": "string"}}}}}},
-        "responses": {"200": {"description": "rated"}, **_errors(400, 403, 404, 409, 503)},
+        "responses": {"200": {"description": "rated"}, **_errors(400, 403, 404, 409, 429, 503)},
     }})
     spec.path(path="/api/v1/reports/scorecard", operations={"get": {
         "summary": "Scorecard per unit, township or mediator over [from, to); format=csv for CSV",
