@@ -125,6 +125,19 @@ class CasesApi:
         except Forbidden:
             return None
 
+    def _may_read(self, principal: Principal, case_no: str) -> bool:
+        """The one rule for reading a case (its view, deliveries, routing): intake knows its sources
+        and township, mediation who holds or held it."""
+        if principal.role in views.STAFF_READ_ALL:
+            return True
+        if views.may_read_case(principal, self._call("intake", "get_case", case_no)):
+            return True
+        return may_read_workflow(principal, self._workflow(case_no, self._staff_actor(principal)))
+
+    def _require_read(self, principal: Principal, case_no: str) -> None:
+        if not self._may_read(principal, case_no):
+            raise Forbidden("you may not read this case")
+
     @api("GET", "/api/v1/cases/<case_no>")
     def get_case(self, request, case_no):
         principal = self._authenticate(request)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from services.common.web import api
 from services.contracts.errors import Forbidden, Invalid, NotFound
-from services.gateway import views
 from services.gateway.auth import Principal
 from services.gateway.base import read_json
 
@@ -134,9 +133,7 @@ class NotifyApi:
         principal = self._authenticate(request)
         if principal.kind not in ("staff", "operator"):
             raise Forbidden("deliveries are shown to staff")
-        if principal.role not in views.STAFF_READ_ALL:
-            if not views.may_read_case(principal, self._call("intake", "get_case", case_no)):
-                raise Forbidden("you may not read this case")
+        self._require_read(principal, case_no)
         return {"case_no": case_no, "deliveries": self._call("notify", "case_deliveries", case_no)}
 
     @api("GET", "/api/v1/notify/deliveries")

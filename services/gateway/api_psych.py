@@ -20,7 +20,6 @@ from types import SimpleNamespace
 
 from services.common.web import api
 from services.contracts.errors import Forbidden
-from services.gateway import views
 from services.gateway.auth import Principal
 from services.gateway.base import read_json
 from services.gateway.bootstrap import load_accounts
@@ -146,8 +145,7 @@ class PsychApi:
     def psych_consent(self, request, case_no):
         principal = self._authenticate(request)
         if principal.role not in (*OVERSIGHT, COUNSELLOR_ROLE):
-            case = self._call("intake", "get_case", case_no) if principal.kind == "staff" else None
-            if case is None or not views.may_read_case(principal, case):
+            if principal.kind != "staff" or not self._may_read(principal, case_no):
                 raise Forbidden("you may not record consent for this case")
         return self._call("psych", "record_consent", case_no, read_json(request), _actor(principal))
 
