@@ -52,22 +52,22 @@ def under_old_key(token: str, newest: Fernet) -> bool:
         return True
 
 
-def _rotate_json(value, newest: Fernet):
+def _rotate_json(value, newest: Fernet, dry_run: bool = False):
     """The document with every sealed string under an old key re-encrypted; (document, count)."""
     if isinstance(value, str) and TOKEN.match(value) and under_old_key(value, newest):
-        return privacy.rotate(value), 1
+        return (value if dry_run else privacy.rotate(value)), 1
     if isinstance(value, dict):
         count = 0
         out = {}
         for key, item in value.items():
-            out[key], n = _rotate_json(item, newest)
+            out[key], n = _rotate_json(item, newest, dry_run)
             count += n
         return out, count
     if isinstance(value, list):
         count = 0
         out = []
         for item in value:
-            rotated, n = _rotate_json(item, newest)
+            rotated, n = _rotate_json(item, newest, dry_run)
             out.append(rotated)
             count += n
         return out, count
@@ -137,7 +137,7 @@ def _rotate_outbox(engine, table, newest, report: Report, dry_run: bool) -> None
                 document = json.loads(bytes(body).decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
                 continue
-            rotated, count = _rotate_json(document, newest)
+            rotated, count = _rotate_json(document, newest, dry_run)
             if not count:
                 continue
             if dry_run:

@@ -363,3 +363,171 @@ def test_a_mediator_of_another_township_may_not_read_or_act_on_a_case(world):
     assert case_a not in [item["case_no"] for item in worklist["items"]]
     own = requests.get(f"{system.base_url}/api/v1/cases/{case_a}", headers=headers["mediator_a"], timeout=30)
     assert own.status_code == 200
+
+
+# -- the audit of unmasked views ----------------------------------------------------------------------------
+def audit(world, **params) -> list[dict]:
+    response = requests.get(f"{world['system'].base_url}/api/v1/audit/unmasked-views", params=params,
+                            headers=world["headers"]["county_supervisor"], timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def test_every_unmasked_view_by_staff_is_recorded(world):
+    system, headers, case_a = world["system"], world["headers"], world["case_a"]
+    mediator = world["staff"]["mediator_a"]["username"]
+    before = {item["id"] for item in audit(world, case_no=case_a, limit=1000)}
+    started = datetime.now(timezone.utc) - timedelta(seconds=5)
+
+    # the mediator opens the attachment (the file as uploaded): recorded
+    url = f"{system.base_url}/api/v1/cases/{case_a}/attachments/{world['attachment_a']}"
+    assert requests.get(url, headers=headers["mediator_a"], timeout=30).status_code == 200
+    # refused or masked views are not recorded: nothing was shown
+    assert requests.get(url, headers=headers["mediator_b"], timeout=30).status_code == 403
+    assert requests.get(f"{system.base_url}/api/v1/cases/{case_a}", headers=headers["mediator_a"],
+                        timeout=30).status_code == 200
+    new = [item for item in audit(world, case_no=case_a, limit=1000) if item["id"] not in before]
+    assert len(new) == 1, new
+    (entry,) = new
+    assert entry["actor"] == mediator and entry["role"] == world["staff"]["mediator_a"]["role"]
+    assert entry["subject"] == f"attachment:{world['attachment_a']}" and entry["case_no"] == case_a
+    assert entry["request"] == f"GET /api/v1/cases/{case_a}/attachments/{world['attachment_a']}"
+    assert started <= datetime.fromisoformat(entry["at"]) <= datetime.now(timezone.utc) + timedelta(seconds=5)
+
+    # the psych coordinator reads a counsellor's record with the phone: recorded; the counsellor's own is not
+    counsellor = world["staff"]["counsellor"]["directory_id"]
+    record = requests.get(f"{system.base_url}/api/v1/psych/counsellors/{counsellor}",
+                          headers=headers["psych_coordinator"], timeout=30)
+    assert record.status_code == 200 and "****" not in str(record.json().get("phone"))
+    own = requests.get(f"{system.base_url}/api/v1/psych/counsellors/{counsellor}", headers=headers["counsellor"],
+                       timeout=30)
+    assert own.status_code == 200
+    masked = requests.get(f"{system.base_url}/api/v1/psych/counsellors/{counsellor}",
+                          headers=headers["county_supervisor"], timeout=30)
+    assert "****" in str(masked.json().get("phone"))
+    coordinator = world["staff"]["psych_coordinator"]["username"]
+    views = [item for item in audit(world, actor=coordinator) if item["subject"] == f"counsellor:{counsellor}"]
+    assert len(views) >= 1 and views[0]["case_no"] is None
+    assert not [item for item in audit(world, actor=world["staff"]["counsellor"]["username"])]
+    assert not [item for item in audit(world, actor=world["staff"]["county_supervisor"]["username"])
+                if item["subject"] == f"counsellor:{counsellor}"]
+    # filters: by time
+    assert audit(world, case_no=case_a, **{"from": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()}) == []
+
+
+# -- personal data at rest and in the logs ---------------------------------------------------------------
+SERVICES = ("intake", "routing", "mediation", "psych", "notify", "gateway")
+PLAINTEXT = (NAME_A, NAME_B, PHONE_A, PHONE_B, ID_B, "138 1234 0001")
+
+
+def database_url(system, service: str) -> str:
+    return system.env.get(f"{service.upper()}_DB_URL") or f"sqlite:///{system.env['LANLING_VAR']}/{service}.db"
+
+
+def raw_text_of_every_row(system):
+    """(service, table, text of the row) for every row of every table, read with plain SQL."""
+    for service in SERVICES:
+        engine = create_engine(database_url(system, service))
+        try:
+            with engine.connect() as conn:
+                for table in inspect(conn).get_table_names():
+                    for row in conn.execute(text(f'SELECT * FROM "{table}"')):
+                        yield service, table, " ".join(
+                            bytes(v).decode("utf-8", "replace") if isinstance(v, (bytes, memoryview)) else str(v)
+                            for v in row)
+        finally:
+            engine.dispose()
+
+
+def test_no_plaintext_personal_data_in_any_service_database(world):
+    rows, found = 0, []
+    tables = set()
+    for service, table, row in raw_text_of_every_row(world["system"]):
+        rows += 1
+        tables.add((service, table))
+        found += [f"{service}.{table}: {value}" for value in PLAINTEXT if value in row]
+    print(f"at rest: {rows} rows in {len(tables)} tables of {len(SERVICES)} databases scanned")
+    assert rows > 100 and {s for s, _ in tables} >= {"intake", "mediation", "notify"}
+    assert not found, "plaintext personal data at rest:\n" + "\n".join(sorted(set(found)))
+
+
+def test_the_logs_show_personal_data_masked(world):
+    text_of_logs = world["system"].log_tail(lines=100000)
+    assert len(text_of_logs) > 1000
+    leaked = [value for value in PLAINTEXT if value in text_of_logs]
+    assert not leaked, f"plaintext personal data in the logs: {leaked}"
+
+
+# -- rate limits on the citizen-facing doors -------------------------------------------------------------------
+def from_address(system, source: str, method: str, path: str, body: dict) -> tuple[int, dict, dict]:
+    """A request from another loopback address, so each limit is tested on its own counters."""
+    import http.client
+
+    port = int(system.base_url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    try:
+        conn.request(method, path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("door, source", [("opt-out", "127.0.0.21"), ("evaluation", "127.0.0.22"),
+                                          ("lookup", "127.0.0.23")])
+def test_repeated_misses_at_a_citizen_door_get_429_with_retry_after(world, door, source):
+    system = world["system"]
+    # one limiter counts the misses of every door per address and per case: each door its own case here
+    case_a = world["case_b"] if door == "lookup" else world["case_a"]
+    phone = PHONE_B if door == "lookup" else PHONE_A
+    request = {
+        "opt-out": lambda n: ("POST", "/api/v1/notify/opt-outs",
+                              {"case_no": case_a, "phone": f"1390000{n:04d}", "channels": ["sms"]}),
+        "evaluation": lambda n: ("POST", f"/api/v1/cases/{case_a}/evaluation",
+                                 {"token": f"guess{n:05d}", "rating": "满意"}),
+        "lookup": lambda n: ("POST", "/api/v1/lookup", {"case_no": case_a, "phone": f"1390000{n:04d}"}),
+    }[door]
+    limit = int(os.environ.get("LOOKUP_MAX_MISSES") or 5)
+    answers = [from_address(system, source, *request(n)) for n in range(limit)]
+    assert all(status in (403, 404) for status, _, _ in answers), [a[0] for a in answers]
+    status, headers, body = from_address(system, source, *request(limit))
+    assert status == 429 and body["error"] == "rate_limited", (status, body)
+    assert 0 < int(headers["Retry-After"]) <= 900
+    if door in ("opt-out", "lookup"):
+        # the case itself is now protected: even the right phone from another address waits
+        right = {"opt-out": ("POST", "/api/v1/notify/opt-outs", {"case_no": case_a, "phone": phone,
+                                                                 "channels": ["sms"]}),
+                 "lookup": ("POST", "/api/v1/lookup", {"case_no": case_a, "phone": phone})}[door]
+        assert from_address(system, f"{source}1", *right)[0] == 429
+
+
+# -- key rotation on the system's own data (last: it stops the system) ----------------------------------------
+def test_rotate_keys_re_encrypts_every_service_database(world):
+    from cryptography.fernet import Fernet
+
+    system = world["system"]
+    for label in list(system.processes):
+        system.kill(label, __import__("signal").SIGINT)
+    old = system.env["LANLING_DATA_KEYS"]
+    new = Fernet.generate_key().decode()
+    both = dict(system.env, LANLING_DATA_KEYS=f"{new},{old}")
+    only_new = dict(system.env, LANLING_DATA_KEYS=new)
+    import subprocess
+
+    from tests.harness import LANLING, ROOT
+
+    def lanling(env, *args):
+        return subprocess.run([LANLING, "rotate-keys", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+
+    before = lanling(only_new, "--dry-run")
+    assert before.returncode == 1 and "still under an old key" in before.stdout, before.stdout + before.stderr
+    rotated = lanling(both)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    counts = [int(n) for n in re.findall(r" (\d+)(?=[,;])", rotated.stdout)]
+    print(rotated.stdout)
+    assert sum(counts) > 50
+    for service in ("intake", "mediation", "notify", "routing", "psych"):
+        assert re.search(rf"lanling: {service}: .*[1-9]", rotated.stdout), (service, rotated.stdout)
+    after = lanling(only_new, "--dry-run")   # with the old key gone, everything is readable
+    assert after.returncode == 0 and "every stored value is under the newest key" in after.stdout, after.stdout
