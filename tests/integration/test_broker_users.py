@@ -272,6 +272,15 @@ def test_intake_and_the_gateway_run_as_their_own_users(broker, container_factory
         assert outcome["results"]["ok"]["routing_key"] in (f"{source}.hotline.accepted", f"{source}.hotline.merged")
         assert outcome["results"]["bad"]["routing_key"] == f"{source}.hotline.rejected"
         wait_until(lambda: depth(broker, topology.INGRESS_DEAD) > dead, 30, what="the invalid message dead-lettered")
+        # the container healthcheck of docker-compose, as the service's own user
+        import os
+        import subprocess
+        import sys
+
+        check = subprocess.run([sys.executable, "-m", "services.common.healthcheck", "intake"], capture_output=True,
+                               text=True, timeout=60, cwd=config.ROOT,
+                               env=dict(os.environ, AMQP_URI=uri(broker, broker_users.service_user("intake"))))
+        assert check.returncode == 0, check.stdout + check.stderr
     finally:
         intake_db.dispose()
         gateway_db.dispose()
