@@ -13,10 +13,11 @@ import base64
 import html
 import json
 
+from nameko.exceptions import UnknownService
 from werkzeug.wrappers import Response
 
 from services.common import config
-from services.common.web import ApiEntrypoint, api
+from services.common.web import ApiEntrypoint, Unavailable, api
 from services.contracts.errors import Forbidden, Invalid, NotFound
 from services.gateway import views
 from services.gateway.auth import Principal
@@ -132,7 +133,13 @@ class CasesApi:
             return True
         if views.may_read_case(principal, self._call("intake", "get_case", case_no)):
             return True
-        return may_read_workflow(principal, self._workflow(case_no, self._staff_actor(principal)))
+        if principal.kind != "staff":
+            return False
+        try:
+            workflow = self._workflow(case_no, self._staff_actor(principal))
+        except (Unavailable, UnknownService):
+            return False   # cannot confirm who holds the case: refuse rather than guess
+        return may_read_workflow(principal, workflow)
 
     def _require_read(self, principal: Principal, case_no: str) -> None:
         if not self._may_read(principal, case_no):

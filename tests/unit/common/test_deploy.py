@@ -76,7 +76,9 @@ def test_every_service_connects_as_its_own_least_privilege_broker_user():
     for name in SERVICE_CLASSES:
         env = services[name]["environment"]
         user = broker_users.service_user(name)
-        assert env["AMQP_URI"].startswith(f"amqp://{user}:${{LANLING_BROKER_PASSWORD_{name.upper()}:?"), name
+        assert env["AMQP_URI"].startswith(f"amqp://{user}:"), name
+        # (nameko test's YAML loader resolves ${…} itself: the variable is checked in the raw text)
+        assert f"amqp://{user}:${{LANLING_BROKER_PASSWORD_{name.upper()}:?" in COMPOSE.read_text(), name
         assert env["BROKER_DECLARE"] == "own"
         assert user in users
     assert services["migrate"]["environment"]["AMQP_URI"].startswith("amqp://lanling:")  # the admin declares
