@@ -10,6 +10,7 @@
     lanling dlq list|replay         inspect and replay dead letters
     lanling apikey create NAME --channels hotline,petition
     lanling sources add|list|disable [BROKER_USER] [--channels …]   AMQP ingress source systems
+    lanling rotate-keys [SERVICE ...] [--dry-run]   re-encrypt stored personal data under the newest key
     lanling makemigrations SERVICE -m MESSAGE
 """
 from __future__ import annotations
@@ -210,6 +211,21 @@ def cmd_sources(args) -> None:
         print(f"    {line}")
 
 
+def cmd_rotate_keys(args) -> None:
+    from services.common import rotation
+
+    keys = [k for k in config.secret("LANLING_DATA_KEYS").split(",") if k.strip()]
+    _say(f"{len(keys)} data key(s) configured; re-encrypting under the first" + (" (dry run)" if args.dry_run else ""))
+    left = 0
+    for report in rotation.rotate_all(tuple(args.services or rotation.SERVICES_WITH_DATA), dry_run=args.dry_run):
+        _say(report.line())
+        left += report.left
+    if left:
+        _say(f"{left} value(s) still under an old key: " + ("run without --dry-run" if args.dry_run else "run again"))
+        sys.exit(1)
+    _say("every stored value is under the newest key; the old keys may now be removed (docs/security.md)")
+
+
 def cmd_makemigrations(args) -> None:
     from services.common.migrate import make_revision
 
@@ -255,6 +271,10 @@ def main(argv=None) -> None:
     p.add_argument("--channels", help="comma-separated channels it may submit on (add)")
     p.add_argument("--description")
     p.set_defaults(func=cmd_sources)
+    p = sub.add_parser("rotate-keys", help="re-encrypt stored personal data under the newest LANLING_DATA_KEYS key")
+    p.add_argument("services", nargs="*", help="services (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="only count what is still under an old key")
+    p.set_defaults(func=cmd_rotate_keys)
     p = sub.add_parser("makemigrations", help="autogenerate a migration for a service")
     p.add_argument("service", choices=ALL)
     p.add_argument("-m", "--message", required=True)

@@ -81,10 +81,14 @@ class ConfirmedPublisher:
                 except Exception:  # noqa: BLE001 - the next publish reconnects
                     self.close()
 
-    def declare_topology(self, retry_delays_ms=None):
+    def declare_topology(self, retry_delays_ms=None, service: str | None = None):
         with self._lock:
             self._ensure_channel()
-            topology.declare(self._channel, retry_delays_ms)
+            try:
+                topology.declare(self._channel, retry_delays_ms, service)
+            except Exception:
+                self.close()  # a refused or failed passive declare closes the channel
+                raise
 
     # -- confirms ---------------------------------------------------------
     def _settle(self, delivery_tag: int, multiple: bool, reason: str | None):

@@ -10,7 +10,7 @@ RETRY_HEADERS = ("x-retry-count", "x-last-error", "x-reason", "x-died-at")
 
 
 def dead_queues() -> list[str]:
-    return [topology.dead_queue(s).name for s in config.SERVICES] + [topology.INGRESS_DEAD]
+    return topology.dead_queue_names()
 
 
 def _drain(connection, queue: str):

@@ -114,7 +114,9 @@ class Broker(SharedExtension):
         conf = self.container.config
         self.retry_delays = list(conf.get("RETRY_DELAYS_MS") or config.retry_delays_ms())
         self.publisher = ConfirmedPublisher(conf["AMQP_URI"])
-        self.publisher.declare_topology(self.retry_delays)
+        # BROKER_DECLARE=own: the service's broker user may configure only its own part
+        own = (conf.get("BROKER_DECLARE") or config.get("BROKER_DECLARE") or "all") == "own"
+        self.publisher.declare_topology(self.retry_delays, self.container.service_name if own else None)
 
     def stop(self):
         self.publisher.close()
@@ -140,7 +142,7 @@ class Broker(SharedExtension):
             "x-original-queue": queue_name,
             "x-died-at": datetime.now(timezone.utc).isoformat(),
         })
-        self._republish(message, "", dead_queue, headers)
+        self._republish(message, topology.dead_exchange(dead_queue).name, dead_queue, headers)
         log.error("dead-lettered a message from %s to %s: %s", queue_name, dead_queue, reason)
 
     def _republish(self, message, exchange: str, routing_key: str, headers: dict) -> None:

@@ -19,8 +19,7 @@
 from __future__ import annotations
 
 from services.common.web import api
-from services.contracts.errors import Forbidden, Invalid
-from services.gateway import views
+from services.contracts.errors import Forbidden, Invalid, NotFound
 from services.gateway.auth import Principal
 from services.gateway.base import read_json
 
@@ -98,9 +97,11 @@ class NotifyApi:
         if principal is not None and principal.kind == "staff":
             return self._call("notify", "staff_opt_out", _owners(principal), principal.id, body.get("channels"),
                               opted_out)
-        # a citizen: their case number and the phone they gave are the proof
-        return self._call("notify", "citizen_opt_out", body.get("case_no"), body.get("phone"), body.get("channels"),
-                          opted_out)
+        # a citizen: their case number and the phone they gave are the proof, limited like the lookup
+        case_no = body.get("case_no")
+        keys = (f"case:{case_no.strip()[:40]}",) if isinstance(case_no, str) else ()
+        return self._guarded(request, keys, lambda: self._call(
+            "notify", "citizen_opt_out", case_no, body.get("phone"), body.get("channels"), opted_out), NotFound)
 
     # -- the duty roster ---------------------------------------------------------------------
     @api("GET", "/api/v1/notify/duty")
@@ -132,9 +133,7 @@ class NotifyApi:
         principal = self._authenticate(request)
         if principal.kind not in ("staff", "operator"):
             raise Forbidden("deliveries are shown to staff")
-        if principal.role not in views.STAFF_READ_ALL:
-            if not views.may_read_case(principal, self._call("intake", "get_case", case_no)):
-                raise Forbidden("you may not read this case")
+        self._require_read(principal, case_no)
         return {"case_no": case_no, "deliveries": self._call("notify", "case_deliveries", case_no)}
 
     @api("GET", "/api/v1/notify/deliveries")
@@ -175,8 +174,9 @@ def openapi_paths(errors) -> dict:
         "/api/v1/notify/opt-outs": {
             "get": op("A staff member's own opt-outs", staff, (401, 403)),
             "post": op("Opt out of channels: staff (login) {channels}; a citizen {case_no, phone, channels}. "
-                       "Legally required notices still go", None, (400, 404), body=obj),
-            "delete": op("Opt back in (the same body)", None, (400, 404), body=obj)},
+                       "Legally required notices still go (429 after repeated misses)", None, (400, 404, 429),
+                       body=obj),
+            "delete": op("Opt back in (the same body)", None, (400, 404, 429), body=obj)},
         "/api/v1/notify/duty": {
             "get": op("The duty roster and who is on duty now", staff_or_key, (401, 403),
                       params=[("township", "query", "string"), ("role", "query", "string")]),

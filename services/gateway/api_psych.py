@@ -20,7 +20,6 @@ from types import SimpleNamespace
 
 from services.common.web import api
 from services.contracts.errors import Forbidden
-from services.gateway import views
 from services.gateway.auth import Principal
 from services.gateway.base import read_json
 from services.gateway.bootstrap import load_accounts
@@ -88,6 +87,7 @@ class PsychApi:
     def psych_create_counsellor(self, request):
         principal = self._psych_principal(request, *POOL_EDITORS)
         record = self._call("psych", "create_counsellor", read_json(request), _actor(principal))
+        self._record_unmasked(principal, request, None, f"counsellor:{record['id']}")
         username = record["id"].lower()
         created = load_accounts([{"username": username, "role": COUNSELLOR_ROLE, "directory_id": record["id"],
                                   "township": record["township_code"], "display_name": record["name"]}], self.db)
@@ -100,12 +100,18 @@ class PsychApi:
         if principal.role == COUNSELLOR_ROLE and not own:
             raise Forbidden("a counsellor may read only their own record")
         reveal = own or principal.role == COORDINATOR_ROLE
-        return self._call("psych", "get_counsellor", counsellor_id, reveal)
+        record = self._call("psych", "get_counsellor", counsellor_id, reveal)
+        if reveal and not own:
+            self._record_unmasked(principal, request, None, f"counsellor:{counsellor_id}")
+        return record
 
     @api("PATCH", "/api/v1/psych/counsellors/<counsellor_id>")
     def psych_update_counsellor(self, request, counsellor_id):
         principal = self._psych_principal(request, *POOL_EDITORS, COUNSELLOR_ROLE)
-        return self._call("psych", "update_counsellor", counsellor_id, read_json(request), _actor(principal))
+        record = self._call("psych", "update_counsellor", counsellor_id, read_json(request), _actor(principal))
+        if principal.directory_id != counsellor_id:
+            self._record_unmasked(principal, request, None, f"counsellor:{counsellor_id}")
+        return record
 
     @api("POST", "/api/v1/psych/counsellors/<counsellor_id>/deactivate")
     def psych_deactivate(self, request, counsellor_id):
@@ -139,8 +145,7 @@ class PsychApi:
     def psych_consent(self, request, case_no):
         principal = self._authenticate(request)
         if principal.role not in (*OVERSIGHT, COUNSELLOR_ROLE):
-            case = self._call("intake", "get_case", case_no) if principal.kind == "staff" else None
-            if case is None or not views.may_read_case(principal, case):
+            if principal.kind != "staff" or not self._may_read(principal, case_no):
                 raise Forbidden("you may not record consent for this case")
         return self._call("psych", "record_consent", case_no, read_json(request), _actor(principal))
 
@@ -172,7 +177,10 @@ class PsychApi:
     def psych_sessions(self, request, case_no):
         principal = self._psych_principal(request, *OVERSIGHT, COUNSELLOR_ROLE)
         body = self._call("psych", "list_sessions", case_no, _actor(principal))
-        return {"items": strip_unreadable_notes(principal, body["items"])}
+        items = strip_unreadable_notes(principal, body["items"])
+        if any("notes" in item for item in items):
+            self._record_unmasked(principal, request, case_no, "psych_session_notes")
+        return {"items": items}
 
     @api("POST", "/api/v1/psych/cases/<case_no>/outcome")
     def psych_outcome(self, request, case_no):

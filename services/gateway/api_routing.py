@@ -97,9 +97,7 @@ class RoutingApi:
         principal = self._authenticate(request)
         if principal.role not in ROUTING_READERS:
             raise Forbidden("staff only")
-        if principal.role not in views.STAFF_READ_ALL:
-            if not views.may_read_case(principal, self._call("intake", "get_case", case_no)):
-                raise Forbidden("you may not read this case")
+        self._require_read(principal, case_no)
         return self._call("routing", "case_routing", case_no)
 
     # --- classification ---------------------------------------------------------------------------

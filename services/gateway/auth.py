@@ -82,7 +82,7 @@ def read_token(token: str, secret: str, now: datetime) -> Principal | None:
         claims = jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False})
     except jwt.PyJWTError:
         return None
-    if claims.get("exp", 0) < now.timestamp():
+    if claims.get("exp", 0) <= now.timestamp():  # RFC 7519: not accepted on or after exp
         return None
     return Principal(
         kind=claims["kind"], id=claims["sub"], role=claims["role"], township=claims.get("township"),

@@ -73,6 +73,24 @@ class GatewayBase:
             return auth.read_token(header[7:].strip(), settings.secret("LANLING_TOKEN_SECRET"), self._now())
         return None
 
+    def _guarded(self, request, keys, call, misses, limiter=None):
+        """A citizen's proof (case number + phone, a rating token): answer 429 with Retry-After once
+        a key has missed too often (services/gateway/ratelimit.py), else make the call, counting a miss."""
+        from services.common.web import RateLimited
+        from services.gateway.api_intake import LOOKUP_MISSES
+
+        limiter = limiter or LOOKUP_MISSES
+        keys = (f"ip:{request.remote_addr or 'unknown'}", *keys)
+        now = self._now()
+        wait = limiter.retry_after(keys, now)
+        if wait is not None:
+            raise RateLimited(wait)
+        try:
+            return call()
+        except misses:
+            limiter.miss(keys, now)
+            raise
+
     def _authenticate(self, request) -> auth.Principal:
         principal = self._principal(request)
         if principal is None:

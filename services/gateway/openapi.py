@@ -97,6 +97,10 @@ def openapi_document() -> dict:
 
     for path, operations in openapi_paths().items():
         spec.path(path=path, operations=operations)
+    from services.gateway.api_audit import openapi_paths as audit_paths
+
+    for path, operations in audit_paths(_errors).items():
+        spec.path(path=path, operations=operations)
     return spec.to_dict()
 
 
@@ -152,7 +156,7 @@ def _case_paths(spec) -> None:
             "type": "object", "required": ["token", "rating"],
             "properties": {"token": {"type": "string"}, "rating": {"type": "string"},
                            "comment": {"type": "string"}}}}}},
-        "responses": {"200": {"description": "rated"}, **_errors(400, 403, 404, 409, 503)},
+        "responses": {"200": {"description": "rated"}, **_errors(400, 403, 404, 409, 429, 503)},
     }})
     spec.path(path="/api/v1/reports/scorecard", operations={"get": {
         "summary": "Scorecard per unit, township or mediator over [from, to); format=csv for CSV",

@@ -4,6 +4,7 @@ Each area of the API is a mixin (api_<area>.py); GatewayBase holds the dependenc
 """
 from __future__ import annotations
 
+from services.gateway.api_audit import AuditApi
 from services.gateway.api_cases import CasesApi
 from services.gateway.api_core import CoreApi
 from services.gateway.api_intake import IntakeApi
@@ -16,5 +17,5 @@ from services.gateway.base import GatewayBase
 
 
 class GatewayService(CoreApi, IntakeApi, CasesApi, ReportsApi, ReferenceApi, RoutingApi, NotifyApi, PsychApi,
-                     GatewayBase):
+                     AuditApi, GatewayBase):
     name = "gateway"

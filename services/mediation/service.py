@@ -135,6 +135,8 @@ class MediationService(HealthMixin):
 
     @rpc(expected_exceptions=REMOTE_ERRORS)
     def add_attachment(self, case_no, actor, kind, filename, content_type, data_b64):
+        with self.db.reading() as session:   # who may, before what is sent: a stranger learns nothing
+            handlers.check_attachment_scope(session, case_no, actor)
         try:
             data = base64.b64decode(data_b64, validate=True)
             storage.check(kind, content_type, data)
@@ -142,8 +144,6 @@ class MediationService(HealthMixin):
             raise Invalid(str(exc), {exc.field: [str(exc)]}) from None
         except ValueError:
             raise Invalid("the file is not valid base64", {"body": ["base64"]}) from None
-        with self.db.reading() as session:
-            handlers.check_attachment_scope(session, case_no, actor)
         key = self.files.put(case_no, data)   # content-addressed: a retry stores nothing new
         with self.db.transaction() as uow:
             return handlers.add_attachment(uow, case_no, actor, kind, filename or "attachment", content_type,

@@ -63,3 +63,45 @@ def test_the_postgres_init_creates_a_database_per_service():
     init = (config.ROOT / "deploy" / "postgres" / "init.sql").read_text()
     for name in SERVICE_CLASSES:
         assert f"CREATE DATABASE lanling_{name};" in init
+
+
+def test_every_service_connects_as_its_own_least_privilege_broker_user():
+    import json
+
+    from services.common import broker_users
+
+    services = compose()["services"]
+    definitions = json.loads((config.ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+    users = {u["name"] for u in definitions["users"]}
+    for name in SERVICE_CLASSES:
+        env = services[name]["environment"]
+        user = broker_users.service_user(name)
+        assert env["AMQP_URI"].startswith(f"amqp://{user}:"), name
+        # (nameko test's YAML loader resolves ${…} itself: the variable is checked in the raw text)
+        assert f"amqp://{user}:${{LANLING_BROKER_PASSWORD_{name.upper()}:?" in COMPOSE.read_text(), name
+        assert env["BROKER_DECLARE"] == "own"
+        assert user in users
+    assert services["migrate"]["environment"]["AMQP_URI"].startswith("amqp://lanling:")  # the admin declares
+
+
+def test_the_broker_loads_the_definitions_and_sets_every_password_from_the_environment():
+    import json
+
+    rabbit = compose()["services"]["rabbitmq"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in rabbit["volumes"] if volume.startswith("./")}
+    assert mounts["/etc/rabbitmq/definitions.json"] == "./deploy/rabbitmq/definitions.json"
+    conf = (config.ROOT / mounts["/etc/rabbitmq/conf.d/20-lanling.conf"]).read_text()
+    assert "management.load_definitions = /etc/rabbitmq/definitions.json" in conf
+    assert rabbit["command"] == ["sh", "/etc/rabbitmq/set-passwords.sh"]
+    script = (config.ROOT / "deploy" / "rabbitmq" / "set-passwords.sh").read_text()
+    definitions = json.loads((config.ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+    for user in definitions["users"]:
+        assert user["password_hash"] == ""  # no password in the repository
+        name = user["name"]
+        if name == "lanling":
+            assert "set_password lanling" in script
+        else:
+            kind, _, rest = name.partition("-")
+            variable = ("LANLING_BROKER_PASSWORD_" + ("SOURCE_" if kind == "source" else "") + rest.upper())
+            assert variable.rsplit("_", 1)[1].lower() in script, name
+            assert variable in rabbit["environment"], variable
