@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # nameko's CLI and eventlet warn about their own deprecations on every start
 export PYTHONWARNINGS := ignore::UserWarning,ignore::DeprecationWarning
 
-.PHONY: run test test-unit test-integration test-e2e test-faults bench bench-merge lock venv clean
+.PHONY: run test test-unit test-integration test-e2e test-faults test-fuzz bench bench-merge lock venv clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ test-e2e: $(STAMP)
 
 test-faults: $(STAMP)
 	$(BIN)/nameko test -q tests/faults
+
+# schemathesis against the real gateway: FUZZ_EXAMPLES (1000) per operation, FUZZ_SEED to replay
+test-fuzz: $(STAMP)
+	$(BIN)/nameko test -q -s tests/fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

@@ -46,10 +46,31 @@ def json_response(status: int, body, headers=None) -> Response:
     )
 
 
+def flat_fields(fields, prefix: str = "") -> dict[str, list[str]]:
+    """`{field: [reasons]}` with dotted names, whatever shape a validator nested its errors in
+    (marshmallow gives `{"parties": {0: {"phone": [...]}}}` for a nested field)."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(fields, dict):
+        for name, value in fields.items():
+            key = f"{prefix}.{name}" if prefix else str(name)
+            if isinstance(value, dict):
+                flat.update(flat_fields(value, key))
+            else:
+                items = value if isinstance(value, (list, tuple)) else [value]
+                for item in items:
+                    if isinstance(item, dict):
+                        flat.update(flat_fields(item, key))
+                    else:
+                        flat.setdefault(key, []).append(str(item))
+    elif fields:
+        flat.setdefault(prefix or "_body", []).append(str(fields))
+    return flat
+
+
 def error_response(status: int, message: str, fields: dict | None = None, code: str | None = None, headers=None):
     return json_response(
         status,
-        {"error": code or HTTP_CODES.get(status, "error"), "message": message, "fields": fields or {}},
+        {"error": code or HTTP_CODES.get(status, "error"), "message": str(message), "fields": flat_fields(fields)},
         headers,
     )
 
