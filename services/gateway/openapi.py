@@ -69,8 +69,15 @@ def openapi_document() -> dict:
         "responses": {"200": {"description": "AsyncAPI 2.6"}},
     }})
     spec.path(path="/api/v1/health", operations={"get": {
-        "summary": "200 when every service answers, 503 naming the silent ones",
+        "summary": "200 when every service answers, 503 naming the silent ones; per service its outbox and, "
+                   "under queues, messages waiting, dead letters, redeliveries and the oldest one's age",
         "responses": {"200": {"description": "all up"}, "503": {"description": "some silent"}},
+    }})
+    spec.path(path="/metrics", operations={"get": {
+        "summary": "Prometheus metrics: per service and queue, messages waiting, dead letters, redeliveries, "
+                   "the age of the oldest unprocessed message; outbox backlog",
+        "responses": {"200": {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}},
     }})
     spec.path(path="/api/v1/cases/{case_no}", operations={"get": {
         "summary": "The case view: status, level, mechanism, mediators, deadlines, sources, history",
