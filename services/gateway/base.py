@@ -34,7 +34,7 @@ def read_json(request) -> dict:
         body = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise Invalid("the body is not valid UTF-8", {"body": [f"invalid UTF-8 at byte {exc.start}"]}) from exc
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply for the parser
         raise Invalid("the body is not valid JSON", {"body": [str(exc)]}) from exc
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object", {"body": ["expected an object"]})
