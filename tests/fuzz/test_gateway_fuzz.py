@@ -134,3 +134,44 @@ def test_no_generated_request_gets_a_5xx_or_an_undocumented_answer(system, tmp_p
     assert set(counts) >= set(names), f"operations never called: {sorted(set(names) - set(counts))}"
     unavailable = sum(c.get("503", 0) for c in counts.values())
     assert unavailable == 0, f"{unavailable} requests answered 503: a service did not answer in time"
+
+
+BAD_BODIES = [  # (content type, body): what a generator from the schema does not send
+    ("application/json", b'{"a": ' * 5000 + b"1" + b"}" * 5000),      # deeper than the parser's recursion
+    ("application/json", b"[" * 3000 + b"]" * 3000),
+    ("application/json", b'{"content": "\xff\xfe\xc3\x28"}'),            # invalid UTF-8
+    ("application/json", b'{"content": "\\ud800"}'),                     # a lone surrogate, escaped
+    ("application/json", b" " * (300 * 1024)),                           # above the body limit
+    ("application/json", b""),
+    ("application/json", b"null"),
+    ("application/json", b'{"a": NaN, "b": Infinity}'),
+    ("application/json", b'{"__proto__": {"admin": true}, "constructor": null}'),
+    ("application/json; charset=latin-1", '{"reason": "é"}'.encode("latin-1")),
+    ("text/plain", b"reason=1"),
+    ("application/x-www-form-urlencoded", b"a=1&b=%00"),
+    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--x--"),
+    ("application/xml", b"<!DOCTYPE x [<!ENTITY a SYSTEM 'file:///etc/passwd'>]><x>&a;</x>"),
+]
+
+
+def test_hand_made_bad_bodies_on_every_write_operation_get_a_4xx(system):
+    """Bodies outside any schema (nesting deeper than the parser allows, bad encodings, huge,
+    empty, other media types) on every operation that takes one: a 4xx with the error shape."""
+    document = requests.get(system.base_url + "/api/v1/openapi.json", timeout=30).json()
+    tried, answers = 0, {}
+    for path, ops in document["paths"].items():
+        for method in ops:
+            if method not in ("post", "put", "patch", "delete"):
+                continue
+            url = system.base_url + path.replace("{", "").replace("}", "")
+            for content_type, body in BAD_BODIES:
+                response = requests.request(method.upper(), url, data=body, timeout=30,
+                                            headers={"X-Api-Key": system.api_key, "Content-Type": content_type})
+                tried += 1
+                answers.setdefault(response.status_code, []).append(f"{method.upper()} {path} {content_type}")
+                if response.status_code >= 400:
+                    error = response.json()
+                    assert set(error) == {"error", "message", "fields"}, (method, path, error)
+    print(f"\nhand-made bad bodies: {tried} requests, statuses {sorted((k, len(v)) for k, v in answers.items())}")
+    server_errors = {code: where for code, where in answers.items() if code >= 500}
+    assert not server_errors, server_errors
