@@ -31,6 +31,24 @@ class Unavailable(Exception):
     """A service did not answer in time."""
 
 
+# Exceptions (by type name, as they come back over RPC too) that mean "a database or the broker
+# is down or restarting": try again shortly, 503, never a 500. A DataError or an IntegrityError
+# is a bug in the code or the input and stays a 500 or its 4xx.
+TRANSIENT_ERRORS = frozenset({
+    "OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError", "PendingRollbackError",
+    "PublishError", "ConnectionError", "ConnectionRefusedError", "ConnectionResetError", "BrokenPipeError",
+    "RecoverableConnectionError", "AMQPConnectionError", "ConnectionForced", "Timeout",
+})
+
+
+def is_transient(exc: BaseException) -> bool:
+    from nameko.exceptions import RemoteError
+
+    if isinstance(exc, RemoteError):
+        return exc.exc_type in TRANSIENT_ERRORS
+    return any(cls.__name__ in TRANSIENT_ERRORS for cls in type(exc).__mro__)
+
+
 class RateLimited(Exception):
     def __init__(self, retry_after: int):
         super().__init__(f"too many requests; retry after {retry_after} s")
@@ -117,6 +135,10 @@ class ApiEntrypoint(HttpRequestHandler):
             return error_response(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
         if isinstance(exc, (Unavailable, UnknownService, eventlet.Timeout)):
             return error_response(503, str(exc) or "a service did not answer in time")
+        if is_transient(exc):
+            log.warning("%s: a database or the broker is unavailable: %r", self.method_name, exc)
+            return error_response(503, "temporarily unavailable; try again shortly",
+                                  headers={"Retry-After": "5"})
         log.error("unhandled error in %s: %r", self.method_name, exc, exc_info=exc)
         return error_response(500, "internal error", code="internal")
 
