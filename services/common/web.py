@@ -16,6 +16,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from services.contracts.channels import unsafe_text
 from services.contracts.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,12 @@ class JsonWsgiApp(WsgiApp):
             # an entrypoint may accept larger bodies (file uploads): `max_body_bytes` on its class
             request.max_content_length = getattr(provider, "max_body_bytes", None) or MAX_BODY_BYTES
             request.path_values = values
-            response = provider.handle_request(request)
+            problems = unsafe_text(values) or unsafe_text(
+                {key: items[0] if len(items) == 1 else items for key, items in request.args.lists()})
+            if problems:  # a NUL in a query string reached PostgreSQL as a 500
+                response = error_response(400, "the URL contains text that cannot be stored", problems)
+            else:
+                response = provider.handle_request(request)
         except HTTPException as exc:
             response = error_response(exc.code or 500, exc.description or exc.name)
         return response(environ, start_response)

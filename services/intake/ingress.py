@@ -22,7 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from services.contracts.channels import CHANNELS, MAX_SUBMISSION_BYTES
+from services.contracts.channels import CHANNELS, MAX_SUBMISSION_BYTES, unsafe_text
 
 REQUEUE_EXCHANGE = "lanling.requeue"
 RESULTS_EXCHANGE = "intake.ingress.results"
@@ -128,6 +128,9 @@ def decode(body: bytes, env: Envelope) -> dict:
         raise Rejected("invalid", "the body is not valid JSON", {"body": [str(exc)]}) from None
     if not isinstance(payload, dict):
         raise Rejected("invalid", "the body must be a JSON object", {"body": ["expected an object"]})
+    problems = unsafe_text(payload)
+    if problems:  # e.g. an unknown field named with a NUL: its name is recorded, PostgreSQL refuses it
+        raise Rejected("invalid", "the body contains text that cannot be stored", problems)
     return payload
 
 

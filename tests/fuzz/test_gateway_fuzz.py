@@ -146,6 +146,9 @@ BAD_BODIES = [  # (content type, body): what a generator from the schema does no
     ("application/json", b"null"),
     ("application/json", b'{"a": NaN, "b": Infinity}'),
     ("application/json", b'{"__proto__": {"admin": true}, "constructor": null}'),
+    ("application/json", json.dumps({name: "\x00" for name in ("username", "password", "token", "reason", "rating",
+                                                               "phone", "case_no", "ids", "name")}).encode()),
+    ("application/json", b'{"username": "\\ud800", "token": "\\udfff", "reason": "a\\ud800b", "\\ud800": 1}'),
     ("application/json; charset=latin-1", '{"reason": "é"}'.encode("latin-1")),
     ("text/plain", b"reason=1"),
     ("application/x-www-form-urlencoded", b"a=1&b=%00"),
@@ -172,6 +175,16 @@ def test_hand_made_bad_bodies_on_every_write_operation_get_a_4xx(system):
                 if response.status_code >= 400:
                     error = response.json()
                     assert set(error) == {"error", "message", "fields"}, (method, path, error)
+    for path, ops in document["paths"].items():  # a NUL in every query parameter and in the path
+        for method, operation in ops.items():
+            if method != "get":
+                continue
+            names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"] or ["q"]
+            url = system.base_url + path.replace("{", "%00").replace("}", "")
+            response = requests.get(url, params={name: "a\x00b" for name in names}, timeout=30,
+                                    headers={"X-Api-Key": system.api_key})
+            tried += 1
+            answers.setdefault(response.status_code, []).append(f"GET {path} NUL")
     print(f"\nhand-made bad bodies: {tried} requests, statuses {sorted((k, len(v)) for k, v in answers.items())}")
     server_errors = {code: where for code, where in answers.items() if code >= 500}
     assert not server_errors, server_errors

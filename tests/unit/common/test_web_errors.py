@@ -52,3 +52,14 @@ def test_flat_fields_handles_every_shape_validators_produce():
     assert flat_fields({"a": "x", "b": ["y", {"c": ["z"]}], "d": {"_schema": ["w"]}}) == {
         "a": ["x"], "b": ["y"], "b.c": ["z"], "d._schema": ["w"]}
     assert flat_fields(None) == {} and flat_fields("oops") == {"_body": ["oops"]}
+
+
+def test_text_no_store_can_hold_is_found_in_values_keys_and_nesting():
+    from services.contracts.channels import unsafe_text
+
+    assert unsafe_text({"a": "fine", "b": ["ok", {"c": "好"}]}) == {}
+    assert unsafe_text({"a": "x\x00y", "b": ["ok", "\ud800"], "k\x00": 1}) == {
+        "a": ["must not contain NUL characters"],
+        "b.1": ["must be valid UTF-8 text (a lone surrogate)"],
+        "_body": ["must not contain NUL characters"],
+    }
