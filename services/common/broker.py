@@ -39,6 +39,15 @@ class Outgoing:
     properties: dict = field(default_factory=dict)
 
 
+def kept_properties(props: dict) -> dict:
+    """What a retried or dead-lettered copy keeps besides ids and headers: its first timestamp,
+    so its age is still counted from when it was first published."""
+    stamp = props.get("timestamp")
+    if hasattr(stamp, "timestamp"):  # a datetime, as some clients decode it
+        stamp = stamp.timestamp()
+    return {"timestamp": int(stamp)} if stamp else {}
+
+
 class ConfirmedPublisher:
     def __init__(self, amqp_uri: str, *, heartbeat: int | None = None, confirm_timeout: float = 15.0):
         self.amqp_uri = amqp_uri

@@ -23,6 +23,8 @@ DEFAULTS = {
     "RETRY_DELAYS_MS": "200,1000,5000,30000,120000,600000",
     "OUTBOX_POLL_SECONDS": "1.0",
     "TZ_NAME": "Asia/Shanghai",
+    # the broker's management API: queue depths and ages for the operations view (/metrics)
+    "RABBIT_MANAGEMENT_URL": "http://guest:guest@127.0.0.1:15672",
 }
 
 

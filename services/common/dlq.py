@@ -4,7 +4,7 @@ from __future__ import annotations
 from kombu import Connection
 
 from services.common import config, topology
-from services.common.broker import ConfirmedPublisher, Outgoing
+from services.common.broker import ConfirmedPublisher, Outgoing, kept_properties
 
 RETRY_HEADERS = ("x-retry-count", "x-last-error", "x-reason", "x-died-at")
 
@@ -68,6 +68,7 @@ def replay(queue: str | None = None, message_id: str | None = None, amqp_uri: st
                         exchange=topology.REQUEUE.name, routing_key=target, body=message.body,
                         message_id=props.get("message_id") or "", correlation_id=props.get("correlation_id"),
                         headers=headers, content_type=props.get("content_type") or "application/octet-stream",
+                        properties=kept_properties(props),
                     )])
                     channel.basic_ack(message.delivery_tag)
                     replayed += 1

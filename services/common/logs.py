@@ -24,6 +24,25 @@ class QuietRedelivery(logging.Filter):
         return True
 
 
+class QuietClientErrors(logging.Filter):
+    """A 4xx is the client's mistake, answered with its reason: no traceback per bad request
+    (a fuzzer sends thousands, and formatting them cost more than answering)."""
+
+    def filter(self, record):
+        if not record.exc_info:
+            return True
+        from werkzeug.exceptions import HTTPException
+
+        from services.contracts.errors import ServiceError
+
+        exc = record.exc_info[1]
+        if isinstance(exc, ServiceError):
+            return exc.status >= 500
+        if isinstance(exc, HTTPException):
+            return (exc.code or 500) >= 500
+        return type(exc).__name__ != "RateLimited"
+
+
 def configure(service: str = "lanling", level: str | None = None) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(MaskingFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
@@ -31,5 +50,6 @@ def configure(service: str = "lanling", level: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger("nameko.containers").addFilter(QuietRedelivery())
+    logging.getLogger("nameko.containers").addFilter(QuietClientErrors())
     for noisy in ("kombu", "amqp", "nameko.containers", "nameko.messaging", "eventlet.wsgi", "nameko.web.server"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -27,7 +27,7 @@ from nameko.messaging import Consumer, QueueConsumer
 from nameko.rpc import RpcConsumer
 
 from services.common import config, topology
-from services.common.broker import ConfirmedPublisher, Outgoing
+from services.common.broker import ConfirmedPublisher, Outgoing, kept_properties
 from services.common.db import AlreadyHandled
 from services.contracts.catalogue import spec as event_spec
 from services.contracts.envelope import InvalidEvent, load_event
@@ -157,8 +157,10 @@ class Broker(SharedExtension):
                 headers=headers,
                 mandatory=True,
                 content_type=props.get("content_type") or "application/octet-stream",
+                properties=kept_properties(props),
             )
         ])
+
 
 
 def _with_origin(message, headers: dict) -> dict:

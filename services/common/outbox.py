@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from sqlalchemy import delete, func, select, update
 
@@ -112,9 +112,13 @@ class OutboxRelay:
 
     @staticmethod
     def _outgoing(row) -> Outgoing:
+        # The AMQP timestamp is when the event was recorded, so the broker can tell the age of
+        # the oldest message waiting in each queue (head_message_timestamp, the operations view).
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
         return Outgoing(
             exchange=row.exchange, routing_key=row.routing_key, body=row.body, message_id=row.message_id,
             correlation_id=row.correlation_id, headers=row.headers, mandatory=row.mandatory,
+            properties={"timestamp": int(created.timestamp())},
         )
 
     def purge(self):

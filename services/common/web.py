@@ -10,13 +10,13 @@ import json
 import logging
 
 import eventlet
-import kombu.exceptions
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from services.contracts.channels import unsafe_text
 from services.contracts.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,22 @@ HTTP_CODES = {
 
 class Unavailable(Exception):
     """A service did not answer in time."""
+
+
+# Exceptions (by type name, as they come back over RPC too) that mean "a database or the broker
+# is down or restarting": try again shortly, 503, never a 500. A DataError or an IntegrityError
+# is a bug in the code or the input and stays a 500 or its 4xx.
+TRANSIENT_ERRORS = frozenset({
+    "OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError", "PendingRollbackError",
+    "PublishError", "ConnectionError", "ConnectionRefusedError", "ConnectionResetError", "BrokenPipeError",
+    "RecoverableConnectionError", "AMQPConnectionError", "ConnectionForced", "Timeout",
+})
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, RemoteError):
+        return exc.exc_type in TRANSIENT_ERRORS
+    return any(cls.__name__ in TRANSIENT_ERRORS for cls in type(exc).__mro__)
 
 
 class RateLimited(Exception):
@@ -47,10 +63,31 @@ def json_response(status: int, body, headers=None) -> Response:
     )
 
 
+def flat_fields(fields, prefix: str = "") -> dict[str, list[str]]:
+    """`{field: [reasons]}` with dotted names, whatever shape a validator nested its errors in
+    (marshmallow gives `{"parties": {0: {"phone": [...]}}}` for a nested field)."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(fields, dict):
+        for name, value in fields.items():
+            key = f"{prefix}.{name}" if prefix else str(name)
+            if isinstance(value, dict):
+                flat.update(flat_fields(value, key))
+            else:
+                items = value if isinstance(value, (list, tuple)) else [value]
+                for item in items:
+                    if isinstance(item, dict):
+                        flat.update(flat_fields(item, key))
+                    else:
+                        flat.setdefault(key, []).append(str(item))
+    elif fields:
+        flat.setdefault(prefix or "_body", []).append(str(fields))
+    return flat
+
+
 def error_response(status: int, message: str, fields: dict | None = None, code: str | None = None, headers=None):
     return json_response(
         status,
-        {"error": code or HTTP_CODES.get(status, "error"), "message": message, "fields": fields or {}},
+        {"error": code or HTTP_CODES.get(status, "error"), "message": str(message), "fields": flat_fields(fields)},
         headers,
     )
 
@@ -65,7 +102,12 @@ class JsonWsgiApp(WsgiApp):
             # an entrypoint may accept larger bodies (file uploads): `max_body_bytes` on its class
             request.max_content_length = getattr(provider, "max_body_bytes", None) or MAX_BODY_BYTES
             request.path_values = values
-            response = provider.handle_request(request)
+            problems = unsafe_text(values) or unsafe_text(
+                {key: items[0] if len(items) == 1 else items for key, items in request.args.lists()})
+            if problems:  # a NUL in a query string reached PostgreSQL as a 500
+                response = error_response(400, "the URL contains text that cannot be stored", problems)
+            else:
+                response = provider.handle_request(request)
         except HTTPException as exc:
             response = error_response(exc.code or 500, exc.description or exc.name)
         return response(environ, start_response)
@@ -97,12 +139,10 @@ class ApiEntrypoint(HttpRequestHandler):
             return error_response(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
         if isinstance(exc, (Unavailable, UnknownService, eventlet.Timeout)):
             return error_response(503, str(exc) or "a service did not answer in time")
-        if isinstance(exc, kombu.exceptions.OperationalError) or (
-                isinstance(exc, RemoteError) and exc.exc_type == "OperationalError"):
-            # the broker, or a service's database, is down or restarting: try again shortly
-            log.warning("unavailable in %s: %s", self.method_name, str(exc)[:300])
-            return error_response(503, "a service is temporarily unavailable; try again shortly",
-                                  headers={"Retry-After": "2"})
+        if is_transient(exc):
+            log.warning("%s: a database or the broker is unavailable: %r", self.method_name, exc)
+            return error_response(503, "temporarily unavailable; try again shortly",
+                                  headers={"Retry-After": "5"})
         log.error("unhandled error in %s: %r", self.method_name, exc, exc_info=exc)
         return error_response(500, "internal error", code="internal")
 

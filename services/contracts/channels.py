@@ -116,6 +116,47 @@ class Text(fields.String):
         return text
 
 
+def unsafe_text(value: Any, path: str = "") -> dict[str, list[str]]:
+    """Strings (keys too) no store can hold: NUL characters (PostgreSQL refuses them) and lone
+    surrogates (not encodable as UTF-8). Checked at every edge before anything else looks at
+    the data, for fields no schema covers (query strings, unknown fields, free-form bodies)."""
+    problems: dict[str, list[str]] = {}
+
+    def check(text: str, where: str) -> None:
+        if "\x00" in text:
+            problems.setdefault(where or "_body", []).append("must not contain NUL characters")
+        else:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                problems.setdefault(where or "_body", []).append("must be valid UTF-8 text (a lone surrogate)")
+
+    def walk(node: Any, where: str, depth: int) -> None:
+        if isinstance(node, str):
+            check(node, where)
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                key = str(key)
+                name = f"{where}.{key}" if where else key
+                shown = name if "\x00" not in key and _encodable(key) else (where or "_body")
+                check(key, shown)
+                walk(item, shown, depth + 1)
+        elif isinstance(node, (list, tuple)):
+            for index, item in enumerate(node):
+                walk(item, f"{where}.{index}" if where else str(index), depth + 1)
+
+    walk(value, path, 0)
+    return problems
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _is_control(ch: str) -> bool:
     return unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS
 

@@ -87,7 +87,7 @@ def load_event(body: bytes | str) -> Event:
     try:
         raw = json.loads(body)
         envelope = _ENVELOPE.load(raw)
-    except (ValueError, TypeError, ValidationError) as exc:
+    except (ValueError, TypeError, RecursionError, ValidationError) as exc:
         raise InvalidEvent(f"undecodable envelope: {exc}") from exc
     try:
         s = spec(envelope["type"])

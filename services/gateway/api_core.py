@@ -1,11 +1,15 @@
 """Health, the OpenAPI document and staff login."""
 from __future__ import annotations
 
+import logging
 from datetime import timezone
 
 import eventlet
+import requests
+from werkzeug.wrappers import Response
 
 from services.common import config as settings
+from services.common import operations
 from services.common.rpc import call_with_timeout
 from services.common.web import Unavailable, api
 from services.contracts.errors import Invalid, Unauthorized
@@ -14,10 +18,29 @@ from services.gateway.base import BACKENDS, read_json
 from services.gateway.models import StaffAccount
 from services.gateway.openapi import openapi_document
 
+log = logging.getLogger(__name__)
+
 
 class CoreApi:
     @api("GET", "/api/v1/health")
     def health(self, request):
+        services = self._ask_health()
+        figures = self._queue_figures()
+        silent = sorted(name for name, answer in services.items() if not answer.get("ok"))
+        body = {"status": "ok" if not silent else "unavailable", "silent": silent, "services": services,
+                "queues": operations.by_service(figures, services) if figures is not None else None}
+        return (503 if silent else 200), body
+
+    @api("GET", "/metrics")
+    def metrics(self, request):
+        """The operations view for Prometheus: queue depths, dead letters, redeliveries, ages."""
+        services = self._ask_health()
+        figures = self._queue_figures()
+        text = operations.prometheus_text(figures, operations.by_service(figures or [], services),
+                                          {name: bool(answer.get("ok")) for name, answer in services.items()})
+        return Response(text, status=200, mimetype="text/plain", headers={"Cache-Control": "no-store"})
+
+    def _ask_health(self) -> dict:
         timeout = min(self.config.get("RPC_TIMEOUT", 10.0), 3.0)
         pool = eventlet.GreenPool()
 
@@ -27,10 +50,14 @@ class CoreApi:
             except Unavailable as exc:
                 return service, {"ok": False, "error": str(exc)}
 
-        services = dict(pool.imap(ask, BACKENDS))
-        silent = sorted(name for name, answer in services.items() if not answer.get("ok"))
-        body = {"status": "ok" if not silent else "unavailable", "silent": silent, "services": services}
-        return (503 if silent else 200), body
+        return dict(pool.imap(ask, BACKENDS))
+
+    def _queue_figures(self) -> list[dict] | None:
+        try:
+            return operations.queue_figures(operations.fetch_queues(self.config["AMQP_URI"]))
+        except (requests.RequestException, ValueError) as exc:
+            log.warning("the broker's management API did not answer: %s", exc)
+            return None
 
     @api("GET", "/api/v1/openapi.json")
     def openapi(self, request):

@@ -33,14 +33,17 @@ def _owners(principal: Principal) -> list[str]:
     return [i for i in (principal.directory_id, principal.id) if i]
 
 
-def _int_arg(request, name: str, default: int) -> int:
+def _int_arg(request, name: str, default: int, low: int = 1, high: int = 500) -> int:
     raw = request.args.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise Invalid(f"{name} must be a whole number", {name: ["must be a whole number"]}) from None
+    if not low <= value <= high:  # an unbounded number reaches SQL as an out-of-range LIMIT
+        raise Invalid(f"{name} out of range", {name: [f"must be between {low} and {high}"]})
+    return value
 
 
 def _flag_arg(request, name: str) -> bool:
@@ -64,7 +67,7 @@ class NotifyApi:
     @api("GET", "/api/v1/inbox")
     def inbox(self, request):
         principal = self._staff(request)
-        return self._call("notify", "inbox", _owners(principal), page=_int_arg(request, "page", 1),
+        return self._call("notify", "inbox", _owners(principal), page=_int_arg(request, "page", 1, high=1_000_000),
                           per_page=_int_arg(request, "per_page", 20), unread_only=_flag_arg(request, "unread"))
 
     @api("POST", "/api/v1/inbox/read")

@@ -14,6 +14,7 @@ from nameko.rpc import RpcProxy
 from services.common import config as settings
 from services.common.dependencies import DatabaseProvider
 from services.common.rpc import call_with_timeout
+from services.contracts.channels import unsafe_text
 from services.contracts.errors import Invalid, Unauthorized
 from services.gateway import auth
 from services.gateway.models import ApiKey, Base
@@ -34,10 +35,13 @@ def read_json(request) -> dict:
         body = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise Invalid("the body is not valid UTF-8", {"body": [f"invalid UTF-8 at byte {exc.start}"]}) from exc
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply for the parser
         raise Invalid("the body is not valid JSON", {"body": [str(exc)]}) from exc
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object", {"body": ["expected an object"]})
+    problems = unsafe_text(body)
+    if problems:
+        raise Invalid("the body contains text that cannot be stored", problems)
     return body
 
 

@@ -69,8 +69,15 @@ def openapi_document() -> dict:
         "responses": {"200": {"description": "AsyncAPI 2.6"}},
     }})
     spec.path(path="/api/v1/health", operations={"get": {
-        "summary": "200 when every service answers, 503 naming the silent ones",
+        "summary": "200 when every service answers, 503 naming the silent ones; per service its outbox and, "
+                   "under queues, messages waiting, dead letters, redeliveries and the oldest one's age",
         "responses": {"200": {"description": "all up"}, "503": {"description": "some silent"}},
+    }})
+    spec.path(path="/metrics", operations={"get": {
+        "summary": "Prometheus metrics: per service and queue, messages waiting, dead letters, redeliveries, "
+                   "the age of the oldest unprocessed message; outbox backlog",
+        "responses": {"200": {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}},
     }})
     spec.path(path="/api/v1/cases/{case_no}", operations={"get": {
         "summary": "The case view: status, level, mechanism, mediators, deadlines, sources, history",
@@ -101,7 +108,33 @@ def openapi_document() -> dict:
 
     for path, operations in audit_paths(_errors).items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return _with_common_errors(spec.to_dict())
+
+
+# What the edge itself may answer, whatever the operation: bad parameters or body, missing or
+# wrong credentials, an unknown id in the path, a refused state change, an oversized or
+# non-JSON body, and 503 when the service behind it does not answer in time.
+def _with_common_errors(document: dict) -> dict:
+    error = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            codes = {503}
+            if operation.get("parameters") or operation.get("requestBody") or "{" in path:
+                codes.add(400)
+            if operation.get("security"):
+                codes |= {401, 403}
+            if "{" in path:
+                codes.add(404)
+            if method != "get":
+                codes.add(409)
+            if operation.get("requestBody") or method != "get":
+                codes |= {400, 413, 415}
+            responses = operation.setdefault("responses", {})
+            for code in sorted(codes):
+                responses.setdefault(str(code), error)
+    return document
 
 
 STAFF = [{"bearer": []}, {"apiKey": []}]

@@ -22,7 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from services.contracts.channels import CHANNELS, MAX_SUBMISSION_BYTES
+from services.contracts.channels import CHANNELS, MAX_SUBMISSION_BYTES, unsafe_text
 
 REQUEUE_EXCHANGE = "lanling.requeue"
 RESULTS_EXCHANGE = "intake.ingress.results"
@@ -107,8 +107,10 @@ def check_message_id(env: Envelope) -> str:
 
 def decode(body: bytes, env: Envelope) -> dict:
     """The body as a JSON object, or Rejected naming what is wrong with it."""
-    if len(body) > MAX_SUBMISSION_BYTES:
-        raise Rejected("too_large", f"the body is {len(body)} bytes; the limit is {MAX_SUBMISSION_BYTES}")
+    # py-amqp hands over a body declared utf-8 already decoded: the limit is on its bytes
+    size = len(body) if isinstance(body, bytes) else len(str(body).encode("utf-8", "surrogatepass"))
+    if size > MAX_SUBMISSION_BYTES:
+        raise Rejected("too_large", f"the body is {size} bytes; the limit is {MAX_SUBMISSION_BYTES}")
     content_type = (env.content_type or "").split(";")[0].strip().lower()
     if content_type not in JSON_TYPES:
         raise Rejected("unsupported_media_type", "send the body as content_type application/json (UTF-8)",
@@ -122,10 +124,13 @@ def decode(body: bytes, env: Envelope) -> dict:
         raise Rejected("invalid", "the body is not valid UTF-8", {"body": [f"invalid UTF-8 at byte {exc.start}"]}) from None
     try:
         payload = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply for the parser
         raise Rejected("invalid", "the body is not valid JSON", {"body": [str(exc)]}) from None
     if not isinstance(payload, dict):
         raise Rejected("invalid", "the body must be a JSON object", {"body": ["expected an object"]})
+    problems = unsafe_text(payload)
+    if problems:  # e.g. an unknown field named with a NUL: its name is recorded, PostgreSQL refuses it
+        raise Rejected("invalid", "the body contains text that cannot be stored", problems)
     return payload
 
 
