@@ -50,6 +50,7 @@ PUBLIC = "public"   # no credentials needed; everyone gets past the door (the an
 # credentials) or 403 (not theirs), or 404 where the model hides what exists.
 ACCESS: dict[tuple[str, str], frozenset | str] = {
     ("GET", "/api/v1/health"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,   # like health: counts and ages only, no personal data; scraped by Prometheus
     ("GET", "/api/v1/openapi.json"): PUBLIC,
     ("GET", "/api/v1/asyncapi.json"): PUBLIC,
     ("POST", "/api/v1/auth/login"): PUBLIC,
