@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
@@ -107,6 +107,13 @@ def lock_request(session, case_no: str, *, skip_locked: bool = False) -> PsychRe
     if _postgres(session):
         query = query.with_for_update(skip_locked=skip_locked)
     return session.scalars(query).first()
+
+
+def _row_id(value) -> int | None:
+    """An integer key from a path, or None ("²".isdigit() is true but int() refuses it; a key
+    beyond a 32-bit integer would reach PostgreSQL as an error)."""
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**31 else None
 
 
 def _request_or_404(session, case_no: str) -> PsychRequest:
@@ -479,7 +486,7 @@ def answer_offer(uow, offer_id: str, accepted: bool, body: Mapping, actor: Mappi
     """The offered counsellor accepts (counsellor_assigned) or declines (the next one is offered)."""
     data = _load(contract.OfferAnswerInput, body)
     session, now = uow.session, uow.now
-    offer = session.get(Offer, int(offer_id)) if str(offer_id).isdigit() else None
+    offer = session.get(Offer, key) if (key := _row_id(offer_id)) else None
     if offer is None:
         raise NotFound(f"no offer {offer_id}")
     if actor.get("role") != sessions.COUNSELLOR_ROLE or actor.get("directory_id") != offer.counsellor_id:
@@ -686,6 +693,8 @@ def match_preview(session, body: Mapping, now: datetime) -> dict:
                "previous_counsellor_ids": data["previous_counsellor_ids"]}
     _preferences(profile, data["preferences"])
     at = data.get("at") or now
+    if abs(at - now) > timedelta(days=366):  # availability and load are weeks around `at`
+        raise Invalid("the case profile is invalid", {"at": ["must be within a year of now"]})
     pool = roster.load_pool(session)
     load = roster.weekly_load(session, at)
     candidates = match.match(match.CaseProfile.from_dict(profile), pool, at, load=load, limit=data["limit"])

@@ -107,6 +107,16 @@ def test_matching_ranks_with_reasons_and_offers_nobody(env):
     bad = env.post("/api/v1/psych/match", boss, {"township": "火星镇", "risk_signals": ["bad_luck"]})
     assert bad.status_code == 400 and set(bad.json()["fields"]) == {"township", "risk_signals"}
     assert env.post("/api/v1/psych/match", env.token("counsellor", "PC-9001"), {"township": "兰陵镇"}).status_code == 403
+    # found by the fuzzer: a time far from now overflowed the weekly load window (500)
+    ancient = env.post("/api/v1/psych/match", boss, {"township": "兰陵镇", "at": "0001-01-07T00:00:00Z"})
+    assert ancient.status_code == 400 and set(ancient.json()["fields"]) == {"at"}
+
+
+def test_an_offer_id_that_is_not_a_plain_number_is_not_found(env):
+    """Found by the fuzzer: "²".isdigit() is true but int() refuses it (500); a huge id reached SQL."""
+    for offer_id in ("%C2%B2", "99999999999999999999", "0"):
+        answer = env.post(f"/api/v1/psych/offers/{offer_id}/accept", env.token("counsellor", "PC-9001"))
+        assert answer.status_code == 404, (offer_id, answer.text)
 
 
 def _assigned_case_with_a_session(env):
