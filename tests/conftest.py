@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,20 @@ def postgres_databases(tmp_path):
     dbs = Databases(tmp_path, True)
     yield dbs
     dbs.drop()
+
+
+@contextmanager
+def running_system(workdir: Path, timeout: float = 180):
+    """The real processes, started the way `make run` does, on PostgreSQL when CI says so."""
+    from tests.harness import System
+
+    dbs = Databases(workdir, True) if using_postgres() else None
+    system = System(workdir, db_urls=dbs.urls if dbs else None)
+    system.run_all()
+    try:
+        system.wait_healthy(timeout=timeout)
+        yield system
+    finally:
+        system.stop()
+        if dbs:
+            dbs.drop()

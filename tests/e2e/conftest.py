@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Databases, using_postgres
-from tests.harness import System
+from tests.conftest import running_system
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("system")
-    dbs = Databases(workdir, True) if using_postgres() else None
-    sys_ = System(workdir, db_urls=dbs.urls if dbs else None)
-    sys_.run_all()
-    try:
-        sys_.wait_healthy(timeout=180)
+    with running_system(tmp_path_factory.mktemp("system")) as sys_:
         yield sys_
-    finally:
-        sys_.stop()
-        if dbs:
-            dbs.drop()

@@ -21,7 +21,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import Databases, using_postgres
+from tests.conftest import running_system
 from tests.harness import ROOT, System
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
@@ -48,17 +48,8 @@ def system(tmp_path_factory):
         running.log_tail = lambda lines=60: ""
         yield running
         return
-    workdir = tmp_path_factory.mktemp("fuzz")
-    dbs = Databases(workdir, True) if using_postgres() else None
-    sys_ = System(workdir, db_urls=dbs.urls if dbs else None)
-    sys_.run_all()
-    try:
-        sys_.wait_healthy(timeout=240)
+    with running_system(tmp_path_factory.mktemp("fuzz"), timeout=240) as sys_:
         yield sys_
-    finally:
-        sys_.stop()
-        if dbs:
-            dbs.drop()
 
 
 def login(system, username: str) -> str:
