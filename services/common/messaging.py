@@ -162,7 +162,6 @@ class Broker(SharedExtension):
         ])
 
 
-
 def _with_origin(message, headers: dict) -> dict:
     """Keep where a message first came from across retries and dead-lettering.
 

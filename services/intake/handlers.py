@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common import privacy
+from services.common.db import serialise
 from services.contracts import channels
 from services.contracts.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
 from services.intake import canonical, ingress
@@ -144,9 +145,8 @@ def submit(uow, channel: str, payload: dict, source_user: str | None, config: Me
 def _one_at_a_time(session, township: str | None) -> None:
     """Two reports of one dispute arriving at the same moment (on two intake replicas) must
     not both open a case: on PostgreSQL the check and the insert run one township at a time
-    (a transaction-scoped advisory lock; a few milliseconds each). SQLite has one writer."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"intake-merge:{township}"})
+    (common.db.serialise: an advisory lock on PostgreSQL, the write lock on SQLite)."""
+    serialise(session, f"intake-merge:{township}")
 
 
 def _open_case(uow, case: dict, source_user: str | None, fingerprint: str, config: MergeConfig) -> dict:
